@@ -1,0 +1,1 @@
+"""Persistence: engines, migrations and one repository module per kind of record."""

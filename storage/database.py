@@ -1,0 +1,134 @@
+"""Engines, transactions and schema migrations for SQLite (default) and PostgreSQL.
+
+A connection belongs to one unit of work: repositories open `read(engine)` or `write(engine)`
+for each operation and never keep a connection between calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+
+from storage.settings import get_settings
+
+metadata = MetaData()
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine with our per-connection settings (WAL, foreign keys, busy timeout)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine)
+    else:
+        engine = create_engine(url, pool_size=20, max_overflow=80, pool_pre_ping=True)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Hand transaction control to SQLAlchemy so writers can take the lock up front.
+
+    pysqlite's own implicit BEGIN is deferred; a deferred transaction that later writes can fail
+    with "database is locked" without waiting. `write()` therefore begins IMMEDIATE.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for `url` (default: settings), migrated on first use."""
+    url = url or get_settings().database_url
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_db_engine(url)
+            upgrade_schema(engine)
+            _engines[url] = engine
+        return engine
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """A short read-only unit of work."""
+    with engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction; on SQLite it takes the write lock at BEGIN so it waits instead of failing."""
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
+def pending_migrations(engine: Engine) -> bool:
+    with read(engine) as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    return current != set(script.get_heads())
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Apply pending migrations atomically; concurrent starters serialize on a database lock."""
+    if not pending_migrations(engine):
+        return
+    with write(engine) as conn:
+        if not is_sqlite(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(7263514)"))
+        command.upgrade(_alembic_config(conn), "heads")
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    with read(engine) as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def ping(engine: Engine) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        with read(engine) as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False

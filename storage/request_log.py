@@ -1,0 +1,151 @@
+"""The request log: one row per model call, success or failure; the single source of truth."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    update,
+)
+
+from storage.clock import utcnow
+from storage.database import metadata, read, write
+
+ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
+
+request_log = Table(
+    "request_log",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("provider", String(50), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("user_id", String(200)),
+    Column("api_key_id", String(64)),
+    Column("tags", JSON),
+    Column("params", JSON),
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("prompt", Text),
+    Column("response", Text),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("thinking_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("latency", Float),
+    Column("ttft", Float),
+    Column("cost", Float),
+    Column("status", String(20), nullable=False),
+    Column("finish_reason", String(50)),
+    Column("error_type", String(100)),
+    Column("error_message", Text),
+    Index("ix_request_log_created_at", "created_at"),
+    Index("ix_request_log_model_created_at", "model", "created_at"),
+    Index("ix_request_log_user_created_at", "user_id", "created_at"),
+)
+
+
+@dataclass
+class RequestRecord:
+    """One model call as stored. Token counts are the provider's; cost is fixed at record time."""
+
+    request_id: str
+    model: str
+    provider: str
+    source: str
+    status: str
+    created_at: datetime = field(default_factory=utcnow)
+    user_id: str | None = None
+    api_key_id: str | None = None
+    tags: list[str] | None = None
+    params: dict[str, Any] | None = None
+    stream: bool = False
+    prompt: str | None = None
+    response: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    thinking_tokens: int | None = None
+    cached_tokens: int | None = None
+    total_tokens: int | None = None
+    latency: float | None = None
+    ttft: float | None = None
+    cost: float | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class RequestLogRepository:
+    """Reads and writes `request_log`; each method is its own unit of work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def insert(self, record: RequestRecord) -> int:
+        with write(self.engine) as conn:
+            result = conn.execute(request_log.insert().values(**asdict(record)))
+            return int(result.inserted_primary_key[0])
+
+    def update(self, request_id: str, **values: Any) -> bool:
+        with write(self.engine) as conn:
+            result = conn.execute(
+                update(request_log).where(request_log.c.request_id == request_id).values(**values)
+            )
+            return result.rowcount > 0
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with read(self.engine) as conn:
+            row = conn.execute(
+                select(request_log).where(request_log.c.request_id == request_id)
+            ).mappings().first()
+        return _row_dict(row) if row else None
+
+    def list(
+        self,
+        limit: int = 100,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
+        user_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally filtered."""
+        query = select(request_log).order_by(request_log.c.id.desc()).limit(limit)
+        for column, value in (("model", model), ("status", status), ("source", source), ("user_id", user_id)):
+            if value is not None:
+                query = query.where(request_log.c[column] == value)
+        with read(self.engine) as conn:
+            return [_row_dict(row) for row in conn.execute(query).mappings()]
+
+    def count(self, **filters: Any) -> int:
+        query = select(func.count()).select_from(request_log)
+        for column, value in filters.items():
+            query = query.where(request_log.c[column] == value)
+        with read(self.engine) as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    created = data.get("created_at")
+    if isinstance(created, datetime):
+        data["created_at"] = created.isoformat() + "Z"
+    return data

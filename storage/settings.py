@@ -1,0 +1,115 @@
+"""Settings: read once from the environment and `.env`, validated, and passed down explicitly.
+
+This is the only module that reads `os.environ`. It lives in `storage` because storage is the
+lowest layer, which every other package may import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+# Environment variable -> settings field. Listed once so errors can name the variable.
+ENV_VARS: dict[str, str] = {
+    "DATABASE_URL": "database_url",
+    "HOST": "host",
+    "FLASK_PORT": "port",
+    "DEBUG": "debug",
+    "LOG_LEVEL": "log_level",
+    "GEMINI_API_KEY": "gemini_api_key",
+    "GEMINI_BASE_URL": "gemini_base_url",
+    "GEMINI_TIMEOUT": "gemini_timeout",
+    "GEMINI_MAX_ATTEMPTS": "gemini_max_attempts",
+    "LOCAL_MODEL_PATH": "local_model_path",
+    "LOCAL_MODEL_THREADS": "local_model_threads",
+    "DEFAULT_MODEL": "default_model",
+    "PRICING_FILE": "pricing_file",
+    "LOG_PROMPTS": "log_prompts",
+    "LOG_PROMPTS_MAX_CHARS": "log_prompts_max_chars",
+    "RETENTION_DAYS": "retention_days",
+    "MAX_CONTENT_LENGTH": "max_content_length",
+}
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the environment variable."""
+
+
+class Settings(BaseModel):
+    """Every configurable value of the service, with its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///ai_models.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=1, le=65535)
+    debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    gemini_timeout: float = Field(default=60.0, gt=0)
+    gemini_max_attempts: int = Field(default=4, ge=1, le=20)
+    local_model_path: str | None = None
+    local_model_threads: int | None = Field(default=None, ge=1)
+    default_model: str | None = None
+    pricing_file: str | None = None
+    log_prompts: Literal["full", "truncate", "none"] = "full"
+    log_prompts_max_chars: int = Field(default=2000, ge=0)
+    retention_days: int | None = Field(default=None, ge=1)
+    max_content_length: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def has_gemini_key(self) -> bool:
+        return self.gemini_api_key is not None and bool(self.gemini_api_key.get_secret_value())
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | None = ".env",
+        overrides: Mapping[str, object] | None = None,
+    ) -> Settings:
+        """Build settings from `.env`, then the process environment, then `overrides` (by variable name)."""
+        source: dict[str, object] = {}
+        if env_file and os.path.exists(env_file):
+            source.update(dotenv_values(env_file))
+        source.update(os.environ if environ is None else environ)
+        source.update(overrides or {})
+        values: dict[str, object] = {}
+        for var, field in ENV_VARS.items():
+            raw = source.get(var)
+            if raw not in (None, ""):
+                values[field] = raw
+        if "database_url" not in values and source.get("DATABASE_PATH"):
+            values["database_url"] = f"sqlite:///{source['DATABASE_PATH']}"
+        if "gemini_api_key" not in values and source.get("GOOGLE_API_KEY"):
+            values["gemini_api_key"] = source["GOOGLE_API_KEY"]
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    by_field = {field: var for var, field in ENV_VARS.items()}
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        problems.append(f"{by_field.get(field, field)}: {error['msg']}")
+    return "Invalid configuration: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return Settings.from_env()
