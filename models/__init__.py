@@ -1,0 +1,1 @@
+"""Models: the abstract `BaseModel`, its providers, pricing, and the registry."""

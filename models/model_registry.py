@@ -1,0 +1,119 @@
+"""The registry: name or alias -> model, every model bound to one recorded call path."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from models.base_model import BaseModel
+from models.call_path import CallHook, CallPath, PromptLogging
+from models.errors import UnknownModelError
+from models.pricing import PricingTable
+from storage.database import get_engine
+from storage.model_store import ModelStore
+from storage.request_log import RequestLogRepository
+from storage.settings import Settings, get_settings
+
+__all__ = ["ModelRegistry", "UnknownModelError"]
+
+
+class ModelRegistry:
+    """Holds the models the service can call; `ModelRegistry()` gives the default wiring."""
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        settings: Settings | None = None,
+        pricing: PricingTable | None = None,
+        hooks: Iterable[CallHook] = (),
+        register_defaults: bool = True,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.engine = engine or get_engine(self.settings.database_url)
+        self.pricing = pricing or PricingTable.default()
+        self.call_path = CallPath(
+            RequestLogRepository(self.engine), tuple(hooks), PromptLogging.from_settings(self.settings)
+        )
+        self._store = ModelStore(self.engine)
+        self._models: dict[str, BaseModel] = {}
+        self._aliases: dict[str, str] = {}
+        self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+        if register_defaults:
+            from models.defaults import register_default_models
+
+            register_default_models(self)
+
+    def register_model(self, model: BaseModel, aliases: Iterable[str] = ()) -> int:
+        """Register (or replace) `model`; returns its persistent id."""
+        aliases = tuple(aliases)
+        model.bind(self.call_path)
+        model_id = self._store.upsert(
+            model.name, model.provider, aliases=list(aliases),
+            capabilities=model.describe()["capabilities"],
+            pricing=model.pricing.model_dump() if model.pricing else None,
+        )
+        with self._lock:
+            self._models[model.name] = model
+            self._ids[model.name] = model_id
+            for alias in aliases:
+                self._aliases[alias] = model.name
+        return model_id
+
+    def add_hook(self, hook: CallHook) -> None:
+        """Attach a guard/observer to every call of every registered model."""
+        self.call_path.add_hook(hook)
+
+    def resolve(self, name: str) -> str:
+        """The canonical name for a name or alias."""
+        with self._lock:
+            canonical = self._aliases.get(name, name)
+            if canonical in self._models:
+                return canonical
+            available = sorted(self._models)
+        raise UnknownModelError(
+            f"Unknown model {name!r}. Available: {', '.join(available) or '(none registered)'}",
+            details={"model": name, "available": available},
+        )
+
+    def get_model(self, name: str | None = None) -> BaseModel:
+        """The model registered under `name` or an alias of it; the default model when None."""
+        canonical = self.resolve(name or self.default_model_name)
+        with self._lock:
+            return self._models[canonical]
+
+    def list_models(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def model_id(self, name: str) -> int:
+        canonical = self.resolve(name)
+        with self._lock:
+            return self._ids[canonical]
+
+    def aliases_of(self, name: str) -> list[str]:
+        with self._lock:
+            return sorted(alias for alias, target in self._aliases.items() if target == name)
+
+    @property
+    def default_model_name(self) -> str:
+        """DEFAULT_MODEL if set; else gemini-2.5-flash when a key is configured; else the local model."""
+        if self.settings.default_model:
+            return self.settings.default_model
+        if self.settings.has_gemini_key and "gemini-2.5-flash" in self._models:
+            return "gemini-2.5-flash"
+        with self._lock:
+            if "local" in self._aliases:
+                return self._aliases["local"]
+            return next(iter(sorted(self._models)), "local")
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One entry per model, with aliases, capabilities and pricing, for `GET /api/models`."""
+        return [
+            {**self.get_model(name).describe(), "aliases": self.aliases_of(name), "id": self.model_id(name)}
+            for name in self.list_models()
+        ]

@@ -1,0 +1,116 @@
+"""The pricing table: data, not code. Prices are USD per million tokens, with their source and date."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from storage.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+BUILTIN_PRICING_FILE = Path(__file__).resolve().parent / "pricing.json"
+
+
+class PriceTier(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+
+
+class LongContextTier(PriceTier):
+    threshold_tokens: int = Field(gt=0)
+
+
+class ModelPricing(PriceTier):
+    """A model's prices; `long_context` applies when the prompt exceeds its threshold."""
+
+    long_context: LongContextTier | None = None
+    source: str | None = None
+    as_of: str | None = None
+
+    def tier_for(self, input_tokens: int) -> PriceTier:
+        if self.long_context and input_tokens > self.long_context.threshold_tokens:
+            return self.long_context
+        return self
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """((input - cached) x input + cached x cached-input + output x output) / 1e6.
+
+        Cached tokens are part of the input count; thinking tokens are part of the output count.
+        """
+        tier = self.tier_for(input_tokens)
+        cached_price = tier.cached_input_per_million
+        if cached_price is None:
+            cached_price = tier.input_per_million
+        uncached = max(input_tokens - cached_tokens, 0)
+        return (
+            uncached * tier.input_per_million
+            + cached_tokens * cached_price
+            + output_tokens * tier.output_per_million
+        ) / 1_000_000
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "input_per_million": self.input_per_million,
+            "output_per_million": self.output_per_million,
+            "cached_input_per_million": self.cached_input_per_million,
+        }
+
+
+class PricingTable:
+    """Built-in prices overlaid by the user's `PRICING_FILE`; warns once per unpriced model."""
+
+    def __init__(self, prices: dict[str, ModelPricing]) -> None:
+        self._prices = dict(prices)
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings | None = None) -> PricingTable:
+        prices = _read(BUILTIN_PRICING_FILE)
+        if settings and settings.pricing_file:
+            prices.update(_read(Path(settings.pricing_file)))
+        return cls(prices)
+
+    @classmethod
+    def default(cls) -> PricingTable:
+        """The process-wide table for the configured settings, loaded once."""
+        global _default_table
+        with _default_lock:
+            if _default_table is None:
+                _default_table = cls.load(get_settings())
+            return _default_table
+
+    def get(self, model_name: str) -> ModelPricing | None:
+        pricing = self._prices.get(model_name)
+        if pricing is None:
+            with self._lock:
+                if model_name not in self._warned:
+                    self._warned.add(model_name)
+                    log.warning("No price known for model %r: its cost is recorded as null", model_name)
+        return pricing
+
+    def set(self, model_name: str, pricing: ModelPricing) -> None:
+        self._prices[model_name] = pricing
+
+    def names(self, prefix: str = "") -> list[str]:
+        return sorted(name for name in self._prices if name.startswith(prefix))
+
+
+_default_table: PricingTable | None = None
+_default_lock = threading.Lock()
+
+
+def _read(path: Path) -> dict[str, ModelPricing]:
+    try:
+        data = json.loads(path.read_text())
+        return {name: ModelPricing(**entry) for name, entry in data["models"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"Invalid pricing file {path}: {exc}") from exc

@@ -1,0 +1,104 @@
+"""What a call produces: the request, the provider's usage, and the result callers read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class GenerationRequest:
+    """The provider-independent input of one call."""
+
+    prompt: str
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    """Token counts exactly as the provider reported them; providers fill this while they run.
+
+    `output_tokens` includes thinking tokens (they are billed as output); `cached_tokens` is part
+    of `input_tokens`.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    thinking_tokens: int = 0
+    cached_tokens: int = 0
+    total_tokens: int | None = None
+    finish_reason: str | None = None
+
+    def set(
+        self,
+        *,
+        input: int | None = None,  # noqa: A002 - mirrors the provider's vocabulary
+        output: int | None = None,
+        thinking: int | None = None,
+        cached: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        if input is not None:
+            self.input_tokens = input
+        if output is not None:
+            self.output_tokens = output
+        if thinking is not None:
+            self.thinking_tokens = thinking
+        if cached is not None:
+            self.cached_tokens = cached
+        if total is not None:
+            self.total_tokens = total
+
+    @property
+    def tokens(self) -> int | None:
+        if self.total_tokens is not None:
+            return self.total_tokens
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+@dataclass
+class GenerationResult(Mapping[str, Any]):
+    """The outcome of one call. Reads like the original dict: `result['response']`, `result['cost']`."""
+
+    response: str
+    model: str
+    provider: str
+    request_id: str
+    status: str = "success"
+    source: str = "library"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    thinking_tokens: int = 0
+    cached_tokens: int = 0
+    tokens: int | None = None
+    latency: float = 0.0
+    ttft: float | None = None
+    cost: float | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
