@@ -1,0 +1,103 @@
+"""Shared fixtures, flaskr-style: an app on a temporary database, a client and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from api.app import create_app
+from api.wiring import services
+from storage.database import create_db_engine, upgrade_schema
+from storage.settings import Settings
+from tests.fakes import FakeModel
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+def _postgres_available() -> bool:
+    if not POSTGRES_URL:
+        return False
+    try:
+        engine = create_db_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+POSTGRES_AVAILABLE = _postgres_available()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh schema in the test PostgreSQL database, dropped afterwards."""
+    if not POSTGRES_AVAILABLE:
+        pytest.skip("PostgreSQL not available (set TEST_POSTGRES_URL)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_db_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    """Runs a storage test once on SQLite and once on PostgreSQL (skipped where it is absent)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_db_engine(database_url)
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(sqlite_url) -> Settings:
+    return Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": sqlite_url,
+                                                                    "DEFAULT_MODEL": "fake-model"})
+
+
+@pytest.fixture
+def fake_model() -> FakeModel:
+    return FakeModel()
+
+
+@pytest.fixture
+def app(settings, fake_model):
+    app = create_app({"SETTINGS": settings, "TESTING": True})
+    services(app).registry.register_model(fake_model, aliases=("fake",))
+    return app
+
+
+@pytest.fixture
+def svc(app):
+    return services(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

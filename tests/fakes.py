@@ -1,0 +1,57 @@
+"""A fake model for unit tests: answers from a queue, reports usage like a provider, can be slow or fail."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from models.base_model import BaseModel
+from models.pricing import ModelPricing
+from models.results import GenerationRequest, Usage
+
+FAKE_PRICING = ModelPricing(input_per_million=1.0, output_per_million=2.0, cached_input_per_million=0.5)
+
+
+class FakeModel(BaseModel):
+    """`enqueue` answers (str, or an exception to raise); otherwise echoes the prompt.
+
+    Tokens: one per whitespace-separated word, as if the provider counted them.
+    """
+
+    provider = "fake"
+
+    def __init__(self, name: str = "fake-model", *, pricing: ModelPricing | None = FAKE_PRICING,
+                 delay: float = 0.0, chunk_words: int = 1) -> None:
+        super().__init__(name, pricing=pricing)
+        self.delay = delay
+        self.chunk_words = chunk_words
+        self.calls: list[GenerationRequest] = []
+        self._queue: list[str | BaseException] = []
+        self._lock = threading.Lock()
+
+    def enqueue(self, *answers: str | BaseException) -> FakeModel:
+        with self._lock:
+            self._queue.extend(answers)
+        return self
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        with self._lock:
+            self.calls.append(request)
+            answer = self._queue.pop(0) if self._queue else f"echo: {request.prompt}"
+        if self.delay:
+            time.sleep(self.delay)
+        if isinstance(answer, BaseException):
+            raise answer
+        words = answer.split(" ")
+        if request.max_tokens:
+            words = words[: request.max_tokens]
+        usage.set(input=self.count_tokens((request.system or "") + " " + request.prompt),
+                  output=len(words))
+        usage.finish_reason = "length" if request.max_tokens and len(words) == request.max_tokens else "stop"
+        for start in range(0, len(words), self.chunk_words):
+            piece = " ".join(words[start:start + self.chunk_words])
+            yield piece if start == 0 else " " + piece
