@@ -106,6 +106,7 @@ class LocalModel(BaseModel):
         return self._loaded.count(text)
 
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        """Always streams from llama.cpp: its non-streaming mode can overshoot max_tokens on multibyte text."""
         loaded = self._loaded
         messages = _messages(request)
         options = self._options(request)
@@ -117,13 +118,6 @@ class LocalModel(BaseModel):
                     f"the context window of {self.context_window} tokens",
                     details={"prompt_tokens": prompt_tokens, "context_window": self.context_window},
                 )
-            if not request.stream:
-                reply = loaded.llm.create_chat_completion(messages=messages, **options)
-                choice = reply["choices"][0]
-                usage.set(input=reply["usage"]["prompt_tokens"], output=reply["usage"]["completion_tokens"])
-                usage.finish_reason = choice["finish_reason"]
-                yield choice["message"]["content"] or ""
-                return
             sampled = _SamplingCounter()
             stream = loaded.llm.create_chat_completion(
                 messages=messages, stream=True, logits_processor=[sampled], **options

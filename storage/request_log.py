@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from storage import rollups
 from storage.clock import utcnow
 from storage.database import metadata, read, write
 
@@ -61,6 +62,10 @@ request_log = Table(
     Index("ix_request_log_model_created_at", "model", "created_at"),
     Index("ix_request_log_user_created_at", "user_id", "created_at"),
 )
+
+
+# Built once: executing it with a parameter dict reuses SQLAlchemy's compiled-statement cache.
+_INSERT = request_log.insert()
 
 
 @dataclass
@@ -101,14 +106,18 @@ class RequestLogRepository:
 
     def insert(self, record: RequestRecord) -> int:
         with write(self.engine) as conn:
-            result = conn.execute(request_log.insert().values(**asdict(record)))
+            result = conn.execute(_INSERT, vars(record))
+            rollups.apply_row(conn, vars(record))  # same transaction: rollups never drift from the log
             return int(result.inserted_primary_key[0])
 
     def update(self, request_id: str, **values: Any) -> bool:
+        where = request_log.c.request_id == request_id
         with write(self.engine) as conn:
-            result = conn.execute(
-                update(request_log).where(request_log.c.request_id == request_id).values(**values)
-            )
+            before = conn.execute(select(request_log).where(where)).mappings().first()
+            result = conn.execute(update(request_log).where(where).values(**values))
+            if before is not None:  # move the row's rollup contribution from its old to its new values
+                rollups.apply_row(conn, before, sign=-1)
+                rollups.apply_row(conn, {**before, **values})
             return result.rowcount > 0
 
     def get(self, request_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,111 @@
+"""POST /api/generate, GET /api/models and GET /api/requests over HTTP."""
+
+import json
+
+import pytest
+
+from api.app import create_app
+from models.errors import InvalidRequestError, ProviderTimeoutError, ProviderUnavailableError, RateLimitedError
+from storage.settings import Settings
+
+
+def _events(response) -> list[dict]:
+    return [json.loads(line[len("data: "):]) for line in response.get_data(as_text=True).splitlines()
+            if line.startswith("data: ")]
+
+
+def test_generate_returns_every_result_key(client):
+    response = client.post("/api/generate", json={"prompt": "hello there", "model": "fake", "user_id": "u",
+                                                  "tags": ["demo"], "max_tokens": 10, "temperature": 0.5})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "success" and body["response"] == "echo: hello there"
+    for key in ("response", "model", "provider", "input_tokens", "output_tokens", "thinking_tokens",
+                "cached_tokens", "tokens", "latency", "ttft", "cost", "finish_reason", "request_id"):
+        assert key in body
+    assert body["tokens"] == body["input_tokens"] + body["output_tokens"]
+
+
+def test_stream_sends_delta_events_then_done_with_the_result(client):
+    response = client.post("/api/generate", json={"prompt": "a b c", "stream": True})
+    assert response.mimetype == "text/event-stream"
+    events = _events(response)
+    assert [e["delta"] for e in events[:-1]] == ["echo:", " a", " b", " c"]
+    assert events[-1]["done"] is True and events[-1]["response"] == "echo: a b c"
+    assert events[-1]["output_tokens"] == 4
+
+
+def test_stream_failure_ends_with_an_error_event_and_is_recorded(client, fake_model):
+    fake_model.enqueue(ProviderUnavailableError("upstream down"))
+    events = _events(client.post("/api/generate", json={"prompt": "x", "stream": True}))
+    assert events == [{"done": True, "status": "error",
+                       "error": {"code": "provider_unavailable", "message": "upstream down"}}]
+    assert client.get("/api/requests?status=error").get_json()["count"] == 1
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (ProviderUnavailableError("down"), 502, "provider_unavailable"),
+    (ProviderTimeoutError("slow"), 504, "provider_timeout"),
+    (RateLimitedError("quota"), 429, "rate_limited"),
+    (InvalidRequestError("bad"), 400, "invalid_request"),
+])
+def test_provider_errors_map_to_json_statuses_and_are_recorded(client, fake_model, error, status, code):
+    fake_model.enqueue(error)
+    response = client.post("/api/generate", json={"prompt": "x"})
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+    (row,) = client.get("/api/requests").get_json()["requests"]
+    assert (row["status"], row["error_type"]) == ("error", code)
+
+
+def test_unknown_model_is_404_listing_available_models(client):
+    response = client.post("/api/generate", json={"prompt": "x", "model": "gpt-99"})
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert error["code"] == "unknown_model" and "fake-model" in error["details"]["available"]
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"prompt": ""}, {"prompt": 5}, {"prompt": "x", "temperature": 3}, {"prompt": "x", "max_tokens": -1},
+    {"prompt": "x", "surprise": True}, {"prompt": "x", "tags": "not-a-list"}, [1, 2],
+])
+def test_invalid_bodies_are_400_naming_the_field(client, body):
+    response = client.post("/api/generate", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "validation_error"
+
+
+def test_non_json_bodies_are_rejected(client):
+    assert client.post("/api/generate", data="{oops", content_type="application/json").status_code == 400
+    assert client.post("/api/generate", data="prompt=x").status_code == 415
+
+
+def test_models_endpoint_describes_each_model(client):
+    body = client.get("/api/models").get_json()
+    assert body["default"] == "fake-model" and body["count"] == len(body["models"])
+    fake = next(d for d in body["details"] if d["name"] == "fake-model")
+    assert fake["aliases"] == ["fake"] and fake["provider"] == "fake"
+    assert fake["pricing"] == {"input_per_million": 1.0, "output_per_million": 2.0, "cached_input_per_million": 0.5}
+    assert fake["capabilities"]["streaming"] is True
+
+
+def test_requests_lists_newest_first_with_filters(client):
+    for prompt in ("first", "second"):
+        client.post("/api/generate", json={"prompt": prompt})
+    rows = client.get("/api/requests?limit=1").get_json()["requests"]
+    assert [r["prompt"] for r in rows] == ["second"]
+    assert client.get("/api/requests?model=fake-model").get_json()["count"] == 2
+    assert client.get("/api/requests?model=other").get_json()["count"] == 0
+    assert client.get("/api/requests?limit=0").status_code == 400
+
+
+@pytest.mark.local_model
+def test_offline_default_is_the_local_model_over_http(tmp_path):
+    """No key, no network: the default model answers, streams, and costs nothing."""
+    settings = Settings.from_env(environ={}, env_file=None,
+                                 overrides={"DATABASE_URL": f"sqlite:///{tmp_path / 'offline.db'}"})
+    client = create_app({"SETTINGS": settings}).test_client()
+    body = client.post("/api/generate", json={"prompt": "Say hello", "max_tokens": 8}).get_json()
+    assert body["provider"] == "local" and body["tokens"] > 0 and body["cost"] == 0
+    events = _events(client.post("/api/generate", json={"prompt": "Say hello", "max_tokens": 8, "stream": True}))
+    assert len(events) > 3 and events[-1]["done"] is True and events[-1]["output_tokens"] > 0

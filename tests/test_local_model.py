@@ -1,0 +1,51 @@
+"""The embedded llama.cpp model, for real: no key, no network, exact usage, streaming, cost 0."""
+
+import pytest
+
+from models.local_model import LocalModel, LocalModelError
+from models.model_registry import ModelRegistry
+from storage.database import get_engine
+from storage.request_log import RequestLogRepository
+
+pytestmark = pytest.mark.local_model
+
+
+@pytest.fixture
+def local(settings):
+    registry = ModelRegistry(get_engine(settings.database_url), settings=settings)
+    return registry.get_model("local")
+
+
+def test_generates_with_exact_usage_and_zero_cost(local):
+    # An ASCII answer: on multibyte output llama.cpp may sample one token past max_tokens (and we report it).
+    result = local.generate("What is the capital of France?", max_tokens=8)
+    assert result["response"].strip()
+    assert result["input_tokens"] > 0 and 0 < result["output_tokens"] <= 8
+    assert result["cost"] == 0.0 and result["provider"] == "local"
+    assert result["finish_reason"] in ("stop", "length")
+
+
+def test_stream_matches_the_plain_call(local):
+    plain = local.generate("Name a colour.", max_tokens=6, temperature=0)
+    stream = local.generate_stream("Name a colour.", max_tokens=6, temperature=0)
+    chunks = list(stream)
+    assert len(chunks) > 1 and "".join(chunks) == plain["response"]
+    result = stream.result
+    assert (result["input_tokens"], result["output_tokens"]) == (plain["input_tokens"], plain["output_tokens"])
+    assert result["ttft"] is not None and result["ttft"] < result["latency"]
+
+
+def test_count_tokens_uses_the_model_tokenizer(local):
+    assert local.count_tokens("hello world") == 2
+
+
+def test_prompt_beyond_context_is_an_invalid_request_and_recorded(local):
+    with pytest.raises(Exception) as caught:
+        local.generate("word " * 3000, max_tokens=4)
+    assert getattr(caught.value, "http_status", None) == 400
+    assert RequestLogRepository(local.call_path.request_log.engine).list()[0]["status"] == "error"
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    with pytest.raises(LocalModelError, match="LOCAL_MODEL_PATH"):
+        LocalModel(str(tmp_path / "missing.gguf")).count_tokens("x")
