@@ -13,6 +13,7 @@ from api.wiring import services
 from storage.database import create_db_engine, upgrade_schema
 from storage.settings import Settings
 from tests.fakes import FakeModel
+from tests.gemini_wire_server import GeminiWireServer
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
@@ -101,3 +102,10 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def gemini_server():
+    """A started local server speaking Gemini's wire format (see tests/gemini_wire_server.py)."""
+    with GeminiWireServer() as server:
+        yield server

@@ -1,0 +1,193 @@
+"""Google Gemini through the official google-genai SDK, with usage exactly as Gemini reports it.
+
+Usage: input = promptTokenCount (cached tokens included), cached = cachedContentTokenCount,
+thinking = thoughtsTokenCount, output = candidatesTokenCount + thoughtsTokenCount (thinking is billed
+as output), total = totalTokenCount. Retries and error mapping live in `models.gemini_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+from google import genai
+from google.genai import types
+from pydantic import SecretStr
+
+from models.base_model import BaseModel, Capabilities
+from models.errors import MissingAPIKeyError
+from models.gemini_errors import NO_SDK_RETRY, RetryPolicy, map_error
+from models.pricing import ModelPricing, PricingTable
+from models.results import GenerationRequest, Usage
+from storage.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1beta"  # google-genai 3.4.0 defaults to v1; the wire format we speak is v1beta
+CONTEXT_WINDOW = 1_048_576
+KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# Extra generation parameters passed through to GenerateContentConfig (our name -> SDK field).
+PASS_THROUGH = {
+    "top_p": "top_p", "top_k": "top_k", "seed": "seed", "stop_sequences": "stop_sequences",
+    "stop": "stop_sequences", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty", "candidate_count": "candidate_count",
+}
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+class GeminiModel(BaseModel):
+    """A Gemini model; the key comes from the argument, else GEMINI_API_KEY or GOOGLE_API_KEY."""
+
+    provider = "gemini"
+    context_window = CONTEXT_WINDOW
+
+    def __init__(
+        self,
+        model_name: str = "gemini-2.5-flash",
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        pricing: ModelPricing | None = None,
+        settings: Settings | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(model_name, pricing=pricing)
+        needs_settings = not api_key or base_url is None or timeout is None or (max_attempts is None and not retry)
+        settings = settings or (get_settings() if needs_settings else None)
+        key = api_key or (settings.gemini_api_key.get_secret_value() if settings and settings.gemini_api_key else "")
+        if not key:
+            raise MissingAPIKeyError(
+                f"No Gemini API key for {model_name!r}: set {' or '.join(KEY_VARIABLES)}, or pass api_key=",
+                details={"variables": list(KEY_VARIABLES)},
+            )
+        self._api_key = SecretStr(key)  # never printed: repr shows '**********'
+        self.base_url = base_url if base_url is not None else (settings.gemini_base_url if settings else None)
+        self.timeout = float(timeout if timeout is not None else settings.gemini_timeout)  # type: ignore[union-attr]
+        self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)  # type: ignore[union-attr]
+        self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name))
+        self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
+        self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
+            base_url=self.base_url, api_version=API_VERSION, timeout=int(self.timeout * 1000),
+            retry_options=self.retry.sdk_options(),
+        ))
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> GeminiModel:
+        """The model as configured: key, endpoint, timeout, attempts and prices (PRICING_FILE included)."""
+        pricing = PricingTable.load(settings).get(name) if settings.pricing_file else None
+        return cls(name, None, pricing=pricing, settings=settings)
+
+    def __repr__(self) -> str:
+        return f"GeminiModel(name={self.name!r}, base_url={self.base_url!r}, timeout={self.timeout:g})"
+
+    def count_tokens(self, text: str) -> int:
+        """Gemini's own count (a countTokens request), retried like any other call."""
+        try:
+            return int(self._client.models.count_tokens(model=self.name, contents=text).total_tokens or 0)
+        except Exception as exc:
+            raise self._error(exc, self.retry.attempts if self.retry.is_retryable(exc) else 1) from exc
+
+    def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        if request.stream:
+            yield from self._stream(request, usage)
+            return
+        try:
+            response = self._client.models.generate_content(
+                model=self.name, contents=request.prompt, config=self._config(request))
+        except Exception as exc:  # the SDK has already retried what is retryable
+            raise self._error(exc, self.retry.attempts if self.retry.is_retryable(exc) else 1) from exc
+        _read_usage(response, usage)
+        text = _text(response)
+        if text:
+            yield text
+
+    def _stream(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        """Stream with our own retry loop: the SDK cannot retry a stream that fails after its HTTP 200.
+
+        A stream is retried only while nothing has been yielded.
+        """
+        config = self._config(request, sdk_retry=False)
+        for attempt in range(1, self.retry.attempts + 1):
+            yielded = False
+            try:
+                responses = self._client.models.generate_content_stream(
+                    model=self.name, contents=request.prompt, config=config)
+                with closing(responses):  # a caller that stops early also closes the HTTP stream
+                    for response in responses:
+                        _read_usage(response, usage)
+                        text = _text(response)
+                        if text:
+                            yielded = True
+                            yield text
+                return
+            except Exception as exc:
+                if yielded or attempt == self.retry.attempts or not self.retry.is_retryable(exc):
+                    raise self._error(exc, attempt) from exc
+                wait = self.retry.delay(attempt)
+                log.info("Gemini stream attempt %d/%d failed (%s); retrying in %.2fs",
+                         attempt, self.retry.attempts, type(exc).__name__, wait)
+                _reset(usage)
+                time.sleep(wait)
+
+    def _config(self, request: GenerationRequest, *, sdk_retry: bool = True) -> types.GenerateContentConfig:
+        extra: dict[str, Any] = {}
+        for name, value in request.params.items():
+            if name in PASS_THROUGH and value is not None:
+                extra[PASS_THROUGH[name]] = [value] if name == "stop" and isinstance(value, str) else value
+            elif name == "thinking_budget" and value is not None:
+                extra["thinking_config"] = types.ThinkingConfig(thinking_budget=int(value))
+            else:
+                log.debug("Gemini ignores the unsupported parameter %r", name)
+        return types.GenerateContentConfig(
+            system_instruction=request.system,
+            temperature=request.temperature,
+            max_output_tokens=request.max_tokens,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            http_options=None if sdk_retry else NO_SDK_RETRY,
+            **extra,
+        )
+
+    def _error(self, exc: BaseException, attempts: int) -> BaseException:
+        return map_error(exc, attempts=attempts, timeout=self.timeout)
+
+
+def _thinks(model_name: str) -> bool:
+    return model_name.startswith("gemini-2.5")
+
+
+def _read_usage(response: types.GenerateContentResponse, usage: Usage) -> None:
+    """Take the counts of a response (or stream chunk) that carries usageMetadata; later ones win."""
+    meta = response.usage_metadata
+    if meta is not None:
+        thoughts = meta.thoughts_token_count or 0
+        candidates = meta.candidates_token_count
+        usage.set(
+            input=meta.prompt_token_count,
+            cached=meta.cached_content_token_count or 0,
+            thinking=thoughts,
+            output=(candidates or 0) + thoughts if candidates is not None or thoughts else None,
+            total=meta.total_token_count,
+        )
+    if response.candidates and response.candidates[0].finish_reason:
+        reason = response.candidates[0].finish_reason
+        value = reason.value if hasattr(reason, "value") else str(reason)
+        usage.finish_reason = FINISH_REASONS.get(value, value.lower())
+
+
+def _reset(usage: Usage) -> None:
+    """Forget counts from a failed stream attempt before the next one."""
+    usage.input_tokens = usage.output_tokens = usage.total_tokens = usage.finish_reason = None
+    usage.thinking_tokens = usage.cached_tokens = 0
+
+
+def _text(response: types.GenerateContentResponse) -> str:
+    """The answer's text parts, thoughts excluded (no SDK warning about non-text parts)."""
+    if not response.candidates or not response.candidates[0].content:
+        return ""
+    parts = response.candidates[0].content.parts or []
+    return "".join(part.text for part in parts if part.text and not part.thought)
