@@ -1,0 +1,216 @@
+"""The workflow engine on FakeModel: chains, parallel groups, conditions, error policies, persistence, resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from models.errors import ProviderUnavailableError
+from storage.workflow_store import WorkflowStore
+from tests.fakes import FakeModel
+from workflows.errors import RunNotResumableError, WorkflowStepFailedError, WorkflowValidationError
+from workflows.workflow_engine import WorkflowEngine
+from workflows.workflow_templates import WorkflowTemplates
+
+
+@pytest.fixture
+def wf(svc) -> WorkflowEngine:
+    return svc.workflows
+
+
+def _chain(*names: str, model: str = "fake") -> list[dict]:
+    return [{"name": name, "model": model, "prompt_template": f"{name}: {{input}}"} for name in names]
+
+
+def test_chain_feeds_each_output_to_the_next_step_and_links_request_log_rows(wf, svc, fake_model) -> None:
+    fake_model.enqueue("first answer", "second answer")
+    result = wf.execute_workflow("chain", _chain("a", "b"), "topic")
+
+    assert result["status"] == "succeeded" and result["final_output"] == "second answer"
+    assert [c.prompt for c in fake_model.calls] == ["a: topic", "b: first answer"]
+    for step in result["steps"]:
+        row = svc.request_log.get(step["request_id"])
+        assert row["source"] == "workflow" and row["response"] == step["output"]
+        assert (row["total_tokens"], row["cost"], row["latency"]) == (step["tokens"], step["cost"], step["latency"])
+        assert row["tags"] == [f"workflow_run:{result['run_id']}"]
+    assert result["total_tokens"] == sum(s["tokens"] for s in result["steps"])
+    assert result["total_cost"] == pytest.approx(sum(s["cost"] for s in result["steps"]))
+    assert result["total_latency"] == pytest.approx(sum(s["latency"] for s in result["steps"]))
+    assert wf.get_run(result["run_id"])["total_cost"] == result["total_cost"]
+
+
+def test_step_defaults_to_the_workflow_model_then_the_registry_default(wf, svc) -> None:
+    other = FakeModel("other-model")
+    svc.registry.register_model(other)
+    result = wf.run({"name": "m", "model": "other-model", "steps": [{"prompt": "x"}]}, "in")
+    assert result["steps"][0]["model"] == "other-model" and len(other.calls) == 1
+    assert wf.execute_workflow("d", [{"prompt_template": "y"}], "in")["steps"][0]["model"] == "fake-model"
+
+
+def test_missing_variable_fails_before_any_model_call(wf, fake_model) -> None:
+    steps = [*_chain("a"), {"prompt_template": "In {tone}: {input}"}]
+    with pytest.raises(WorkflowValidationError, match="missing variable 'tone'"):
+        wf.execute_workflow("vars", steps, "x")
+    assert fake_model.calls == []
+    result = wf.execute_workflow("vars", steps, "x", variables={"tone": "verse"})
+    assert fake_model.calls[1].prompt.startswith("In verse: ")
+    assert result["variables"] == {"tone": "verse"}
+
+
+def test_unknown_model_is_a_validation_error_before_any_call(wf, fake_model) -> None:
+    with pytest.raises(WorkflowValidationError) as info:
+        wf.execute_workflow("x", [*_chain("a"), {"model": "nope", "prompt": "y"}], "in")
+    assert info.value.fields[0]["field"] == "steps.1.model"
+    assert fake_model.calls == []
+
+
+def test_parallel_group_takes_about_the_slowest_step(wf, svc) -> None:
+    slow = FakeModel("slow-model", delay=0.5)
+    svc.registry.register_model(slow)
+    steps = [{"name": n, "group": "g", "model": "slow-model", "prompt": f"{n} of {{input}}"} for n in ("x", "y")]
+    steps.append({"name": "join", "model": "fake", "prompt": "{{ steps.x.output }} + {{ steps.y.output }}"})
+    started = time.monotonic()
+    result = wf.execute_workflow("par", steps, "t")
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 0.8, f"two 0.5 s steps in parallel took {elapsed:.2f} s"
+    assert len(slow.calls) == 2
+    assert result["final_output"] == "echo: echo: x of t + echo: y of t"
+    assert all(s["latency"] >= 0.5 for s in result["steps"][:2])
+
+
+def test_group_output_is_the_joined_outputs_for_the_next_input(wf, fake_model) -> None:
+    steps = [{"name": n, "group": "g", "prompt": n} for n in ("p", "q")] + [{"prompt": "next: {input}"}]
+    fake_model.enqueue("P", "Q")
+    result = wf.execute_workflow("join", steps, "t")
+    assert {c.prompt for c in fake_model.calls[:2]} == {"p", "q"}
+    assert fake_model.calls[2].prompt in ("next: P\n\nQ", "next: Q\n\nP")
+    assert result["steps"][2]["prompt"] == f"next: {result['steps'][0]['output']}\n\n{result['steps'][1]['output']}"
+
+
+def test_when_skips_a_step_and_its_input_passes_on(wf, fake_model) -> None:
+    fake_model.enqueue('{"urgent": false}', "final")
+    steps = [
+        {"name": "classify", "prompt": "c", "parser": "json"},
+        {"name": "escalate", "prompt": "esc", "when": "steps.classify.parsed.urgent"},
+        {"name": "reply", "prompt": "reply to {input}"},
+    ]
+    result = wf.execute_workflow("cond", steps, "t")
+    assert [s["status"] for s in result["steps"]] == ["succeeded", "skipped", "succeeded"]
+    assert [c.prompt for c in fake_model.calls] == ["c", 'reply to {"urgent": false}']
+    assert result["steps"][1]["request_id"] is None and result["final_output"] == "final"
+
+
+def test_retry_policy_retries_and_counts_every_attempt(wf, svc, fake_model) -> None:
+    fake_model.enqueue("not json at all", '{"ok": true}')
+    steps = [{"name": "j", "prompt": "give json", "parser": "json", "on_error": {"action": "retry", "retries": 2}}]
+    result = wf.execute_workflow("retry", steps, "t")
+    step = result["steps"][0]
+    assert step["parsed"] == {"ok": True} and len(step["attempts"]) == 2 and len(fake_model.calls) == 2
+    rows = [svc.request_log.get(rid) for rid in step["attempts"]]
+    assert step["tokens"] == sum(r["total_tokens"] for r in rows)
+    assert step["cost"] == pytest.approx(sum(r["cost"] for r in rows))
+
+
+def test_fallback_policy_uses_the_other_model(wf, svc, fake_model) -> None:
+    backup = FakeModel("backup-model").enqueue("from backup")
+    svc.registry.register_model(backup)
+    fake_model.enqueue(ProviderUnavailableError("primary down"))
+    steps = [{"prompt": "x", "on_error": {"action": "fallback", "fallback_model": "backup-model"}}]
+    step = wf.execute_workflow("fb", steps, "t")["steps"][0]
+    assert step["output"] == "from backup" and step["model"] == "backup-model"
+    assert svc.request_log.get(step["attempts"][0])["status"] == "error"
+
+
+def test_continue_policy_uses_the_default_and_records_the_error(wf, fake_model) -> None:
+    fake_model.enqueue(ProviderUnavailableError("down"))
+    steps = [{"name": "a", "prompt": "x", "on_error": {"action": "continue", "default": "n/a"}},
+             {"name": "b", "prompt": "got {input}"}]
+    result = wf.execute_workflow("cont", steps, "t")
+    assert result["status"] == "succeeded"
+    assert result["steps"][0]["status"] == "defaulted" and "down" in result["steps"][0]["error"]
+    assert fake_model.calls[1].prompt == "got n/a"
+
+
+def test_failed_step_fails_the_run_and_resume_skips_completed_steps(wf, fake_model) -> None:
+    fake_model.enqueue("one", ProviderUnavailableError("provider down"))
+    with pytest.raises(WorkflowStepFailedError) as info:
+        wf.execute_workflow("resumable", _chain("a", "b", "c"), "t")
+    error = info.value
+    assert error.step == "b" and error.http_status == 502 and "provider down" in error.reason
+    run = wf.get_run(error.run_id)
+    assert run["status"] == "failed" and run["error_step"] == "b"
+    assert [s["status"] for s in run["steps"]] == ["succeeded", "failed", "pending"]
+    assert run["steps"][0]["output"] == "one"
+    assert len(fake_model.calls) == 2
+
+    result = wf.resume(error.run_id)
+    assert result["status"] == "succeeded" and result["run_id"] == error.run_id
+    assert [c.prompt for c in fake_model.calls[2:]] == ["b: one", "c: echo: b: one"]
+    assert len(result["steps"][1]["attempts"]) == 2  # the failed attempt stays on the step's record
+    assert result["total_tokens"] == sum(s["tokens"] for s in result["steps"])
+    with pytest.raises(RunNotResumableError):
+        wf.resume(error.run_id)
+
+
+def test_parse_failure_is_a_step_error(wf, fake_model) -> None:
+    fake_model.enqueue("no json here")
+    with pytest.raises(WorkflowStepFailedError) as info:
+        wf.execute_workflow("parse", [{"name": "j", "prompt": "x", "parser": "json"}], "t")
+    assert info.value.details["cause"] == "parse_error"
+    assert wf.get_run(info.value.run_id)["steps"][0]["response"] == "no json here"
+
+
+def test_construction_marks_runs_left_running_as_interrupted_and_they_resume(svc, fake_model) -> None:
+    store = WorkflowStore(svc.engine)
+    definition = {"name": "crashed", "steps": _chain("a", "b")}
+    store.create_run("run-left-running", workflow_name="crashed", workflow_version=None, definition=definition,
+                     input_text="t", variables={}, steps=[{"name": "a", "model": "fake-model"},
+                                                           {"name": "b", "model": "fake-model"}])
+    store.update_step("run-left-running", 0, status="succeeded", output="kept", tokens=3, cost=0.5, latency=0.1)
+    store.update_step("run-left-running", 1, status="running")
+
+    engine = WorkflowEngine(svc.registry, svc.engine)
+    assert engine.interrupted_at_start == 1
+    run = engine.get_run("run-left-running")
+    assert run["status"] == "interrupted" and run["steps"][1]["status"] == "interrupted"
+
+    result = engine.resume("run-left-running")
+    assert [c.prompt for c in fake_model.calls] == ["b: kept"]
+    assert result["total_tokens"] == 3 + result["steps"][1]["tokens"]
+
+
+def test_templates_listing_and_original_functions() -> None:
+    templates = WorkflowTemplates.get_all_templates()
+    assert {"content_generation", "translation", "analysis"} <= set(templates) and len(templates) >= 5
+    for build in (WorkflowTemplates.content_generation_workflow, WorkflowTemplates.translation_workflow,
+                  WorkflowTemplates.analysis_workflow):
+        steps = build("m")
+        assert len(steps) == 3 and all(s["model"] == "m" and "{input}" in s["prompt_template"] for s in steps)
+
+
+def test_ticket_triage_template_parses_json_and_escalates_on_negative(wf, fake_model) -> None:
+    fake_model.enqueue('Here: {"sentiment": "negative", "urgent": false, "topic": "billing"}', "note", "reply")
+    result = wf.run(WorkflowTemplates.get_template("ticket_triage", "fake"), "I was charged twice")
+    assert [s["status"] for s in result["steps"]] == ["succeeded", "succeeded", "succeeded"]
+    assert result["steps"][0]["parsed"]["topic"] == "billing"
+    assert "billing ticket" in fake_model.calls[2].prompt
+
+
+def test_saved_definitions_get_new_versions_and_runs_record_the_version(wf, fake_model) -> None:
+    first = wf.save_workflow({"name": "saved", "steps": _chain("a")})
+    second = wf.save_workflow({"name": "saved", "description": "two steps", "steps": _chain("a", "b")})
+    assert (first["version"], second["version"]) == (1, 2)
+    assert [v["version"] for v in wf.list_versions("saved")] == [1, 2]
+    result = wf.run_saved("saved", "t", version=1)
+    assert result["workflow_version"] == 1 and len(result["steps"]) == 1
+    assert wf.run_saved("saved", "t")["workflow_version"] == 2
+
+
+def test_perspectives_template_runs_its_group_then_reads_every_member(wf, fake_model) -> None:
+    result = wf.run(WorkflowTemplates.get_template("perspectives", "fake"), "a four-day week")
+    pros, cons, risks, synthesis = result["steps"]
+    assert {pros["group"], cons["group"], risks["group"]} == {"perspectives"} and synthesis["group"] is None
+    assert all(step["output"] in synthesis["prompt"] for step in (pros, cons, risks))
+    assert "a four-day week" in synthesis["prompt"] and len(fake_model.calls) == 4

@@ -1,0 +1,1 @@
+"""Multi-step workflows: chained, parallel and conditional model calls, persisted and resumable."""

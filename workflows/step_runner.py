@@ -1,0 +1,134 @@
+"""One step: render, call the model through the registry, parse, and apply the step's error policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.call_path import new_request_id
+from models.errors import ModelError
+from models.model_registry import ModelRegistry
+from storage.request_log import RequestLogRepository
+from workflows.definitions import StepDefinition
+from workflows.errors import StepError
+from workflows.templating import render
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a run's calls are attributed to in the request log (user, API key) and the tags they carry."""
+
+    user_id: str | None = None
+    api_key_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class StepOutcome:
+    """What a step produced. Figures are the request log's, summed over the step's attempts."""
+
+    model: str
+    status: str = "succeeded"
+    prompt: str | None = None
+    output: str = ""
+    parsed: Any = None
+    response: str | None = None
+    tokens: int | None = None
+    cost: float | None = None
+    latency: float = 0.0
+    request_id: str | None = None
+    attempts: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def add_figures(self, tokens: int | None, cost: float | None, latency: float | None) -> None:
+        if tokens is not None:
+            self.tokens = (self.tokens or 0) + tokens
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+        self.latency += latency or 0.0
+
+
+class StepFailedError(Exception):
+    """The step failed and its policy did not recover; `outcome` keeps what the attempts cost."""
+
+    def __init__(self, reason: str, *, code: str, http_status: int, outcome: StepOutcome) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.http_status = http_status
+        self.outcome = outcome
+
+
+class StepRunner:
+    """Runs single steps; every call goes through `registry.get_model(...).generate(source="workflow")`."""
+
+    def __init__(self, registry: ModelRegistry, request_log: RequestLogRepository) -> None:
+        self.registry = registry
+        self.request_log = request_log
+
+    def run(self, step: StepDefinition, context: Mapping[str, Any], model: str, *,
+            caller: Caller = Caller(), on_prompt: Callable[[str], None] | None = None) -> StepOutcome:
+        """Run `step` with `model`; returns a succeeded or defaulted outcome, or raises StepFailedError."""
+        outcome = StepOutcome(model=model)
+        try:
+            outcome.prompt = render(step.prompt_template, context)
+            system = render(step.system, context) if step.system else None
+        except StepError as exc:
+            return self.recover(step, outcome, exc)
+        if on_prompt is not None:
+            on_prompt(outcome.prompt)
+        last_error: ModelError | StepError | None = None
+        for candidate in self._attempt_models(step, model):
+            try:
+                return self._attempt(step, outcome, candidate, system, caller)
+            except (ModelError, StepError) as exc:
+                last_error = exc
+        assert last_error is not None
+        return self.recover(step, outcome, last_error)
+
+    @staticmethod
+    def _attempt_models(step: StepDefinition, model: str) -> list[str]:
+        policy = step.on_error
+        plan = [model] * (1 + policy.retries)
+        if policy.action == "fallback" and policy.fallback_model:
+            plan.append(policy.fallback_model)
+        return plan
+
+    def _attempt(self, step: StepDefinition, outcome: StepOutcome, model: str, system: str | None,
+                 caller: Caller) -> StepOutcome:
+        request_id = new_request_id()
+        outcome.attempts.append(request_id)
+        outcome.model = model
+        try:
+            result = self.registry.get_model(model).generate(
+                outcome.prompt or "", system=system, temperature=step.temperature, max_tokens=step.max_tokens,
+                tags=list(caller.tags) or None, user_id=caller.user_id, api_key_id=caller.api_key_id,
+                source="workflow", request_id=request_id,
+            )
+        except ModelError:
+            self._add_recorded_figures(outcome, request_id)
+            raise
+        outcome.add_figures(result.tokens, result.cost, result.latency)
+        outcome.request_id = result.request_id
+        outcome.response = result.response
+        parsed = step.parser.parse(result.response)
+        outcome.output, outcome.parsed, outcome.error = parsed.output, parsed.parsed, None
+        return outcome
+
+    def _add_recorded_figures(self, outcome: StepOutcome, request_id: str) -> None:
+        """A failed call may still have been billed: take its figures from its request-log row."""
+        row = self.request_log.get(request_id)
+        if row is not None:
+            outcome.request_id = request_id
+            outcome.add_figures(row["total_tokens"], row["cost"], row["latency"])
+
+    @staticmethod
+    def recover(step: StepDefinition, outcome: StepOutcome, error: ModelError | StepError) -> StepOutcome:
+        """Apply the `continue` policy, or raise StepFailedError."""
+        reason = getattr(error, "message", None) or str(error)
+        if step.on_error.action == "continue":
+            outcome.status, outcome.output, outcome.parsed = "defaulted", step.on_error.default, None
+            outcome.error = f"{error.code}: {reason}"
+            return outcome
+        raise StepFailedError(reason, code=error.code, http_status=error.http_status, outcome=outcome)
