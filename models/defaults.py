@@ -1,4 +1,5 @@
-"""Which models a fresh registry holds: the local model always, Gemini's when a key is configured."""
+"""Which models a fresh registry holds: the local model always, Gemini's when a key is configured,
+then the models declared in MODELS_FILE (which may replace a built-in of the same name)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,7 @@ def register_default_models(registry: ModelRegistry) -> None:
 
         for name in registry.pricing.names(prefix="gemini-"):
             registry.register_model(GeminiModel.from_settings(name, settings))
+    if settings.models_file:
+        from models.models_file import register_file_models
+
+        register_file_models(registry, settings)

@@ -12,7 +12,10 @@ from functools import lru_cache
 from typing import Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+
+# MODELS_FILE's default, looked for in the working directory when the process environment is read.
+DEFAULT_MODELS_FILE = "models.yaml"
 
 # Environment variable -> settings field. Listed once so errors can name the variable.
 ENV_VARS: dict[str, str] = {
@@ -29,10 +32,15 @@ ENV_VARS: dict[str, str] = {
     "LOCAL_MODEL_THREADS": "local_model_threads",
     "DEFAULT_MODEL": "default_model",
     "PRICING_FILE": "pricing_file",
+    "MODELS_FILE": "models_file",
     "LOG_PROMPTS": "log_prompts",
     "LOG_PROMPTS_MAX_CHARS": "log_prompts_max_chars",
     "RETENTION_DAYS": "retention_days",
     "MAX_CONTENT_LENGTH": "max_content_length",
+    "API_KEYS": "api_keys",
+    "METRICS_REQUIRE_KEY": "metrics_require_key",
+    "RATE_LIMIT": "rate_limit",
+    "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
 }
 
 
@@ -58,10 +66,26 @@ class Settings(BaseModel):
     local_model_threads: int | None = Field(default=None, ge=1)
     default_model: str | None = None
     pricing_file: str | None = None
+    models_file: str | None = None
     log_prompts: Literal["full", "truncate", "none"] = "full"
     log_prompts_max_chars: int = Field(default=2000, ge=0)
     retention_days: int | None = Field(default=None, ge=1)
     max_content_length: int = Field(default=1024 * 1024, ge=1024)
+    api_keys: SecretStr | None = None
+    metrics_require_key: bool = False
+    rate_limit: str | None = None
+    rate_limit_storage_url: str | None = None
+    # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
+    _env: dict[str, str] | None = PrivateAttr(default=None)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse_many
+
+            parse_many(value)  # raises ValueError naming the problem, e.g. for "60 per fortnight"
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -71,6 +95,11 @@ class Settings(BaseModel):
     @property
     def has_gemini_key(self) -> bool:
         return self.gemini_api_key is not None and bool(self.gemini_api_key.get_secret_value())
+
+    def env_value(self, name: str) -> str | None:
+        """A variable named by configuration, read from the same sources as the settings; None if unset or empty."""
+        source = self._env if self._env is not None else os.environ
+        return source.get(name) or None
 
     @classmethod
     def from_env(
@@ -94,10 +123,14 @@ class Settings(BaseModel):
             values["database_url"] = f"sqlite:///{source['DATABASE_PATH']}"
         if "gemini_api_key" not in values and source.get("GOOGLE_API_KEY"):
             values["gemini_api_key"] = source["GOOGLE_API_KEY"]
+        if "models_file" not in values and environ is None and os.path.isfile(DEFAULT_MODELS_FILE):
+            values["models_file"] = os.path.abspath(DEFAULT_MODELS_FILE)  # ambient, like os.environ
         try:
-            return cls(**values)
+            settings = cls(**values)
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
+        settings._env = {name: value for name, value in source.items() if isinstance(value, str)}
+        return settings
 
 
 def _describe(exc: ValidationError) -> str:

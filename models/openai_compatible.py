@@ -1,0 +1,158 @@
+"""Any OpenAI-compatible chat-completions server (OpenAI, Ollama, vLLM, LM Studio, llama.cpp) via the `openai` SDK.
+
+Usage as the upstream reports it: input = prompt_tokens (cached included), cached =
+prompt_tokens_details.cached_tokens, thinking = completion_tokens_details.reasoning_tokens,
+output = completion_tokens (reasoning included), total = total_tokens. Streams ask for usage with
+`stream_options.include_usage` and read it from the final chunk.
+
+Retries: the SDK's own are off (`max_retries=0`) because its policy differs from ours (it also
+retries 409, honours Retry-After and backs off 0.5-8 s); `models.retry` applies Gemini's policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.completion_usage import CompletionUsage
+from pydantic import SecretStr
+
+from models.base_model import BaseModel, Capabilities
+from models.errors import MissingAPIKeyError
+from models.openai_errors import is_retryable, map_error
+from models.pricing import ModelPricing
+from models.results import GenerationRequest, Usage
+from models.retry import RetryPolicy, forget_usage, retrying
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_ATTEMPTS = 4
+# Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, the SDK requires one.
+PLACEHOLDER_KEY = "no-key-configured"
+# Extra generation parameters passed through unchanged; others are ignored (logged at debug level).
+PASS_THROUGH = ("top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "reasoning_effort",
+                "max_completion_tokens", "logit_bias", "user")
+
+
+class OpenAICompatibleModel(BaseModel):
+    """A model behind a chat-completions endpoint; `name` is ours, `model` the upstream's id."""
+
+    provider = "openai_compatible"
+    capabilities = Capabilities(streaming=True, system_prompt=True, thinking=False, token_counting=False)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        pricing: ModelPricing | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        """`api_key_env` names the variable the key should come from: without a key, calls then fail saying so."""
+        super().__init__(name, pricing=pricing)
+        self.base_url = base_url
+        self.upstream_model = model or name
+        self.api_key_env = api_key_env
+        self.timeout = float(timeout)
+        self.retry = retry or RetryPolicy(attempts=max_attempts)
+        self._api_key = SecretStr(api_key or "")  # never printed: repr shows '**********'
+        self._client = openai.OpenAI(
+            api_key=api_key or PLACEHOLDER_KEY, base_url=base_url, timeout=self.timeout, max_retries=0,
+        )
+
+    def __repr__(self) -> str:
+        return (f"OpenAICompatibleModel(name={self.name!r}, model={self.upstream_model!r}, "
+                f"base_url={self.base_url!r}, timeout={self.timeout:g})")
+
+    @property
+    def label(self) -> str:
+        """How messages name the upstream."""
+        return f"upstream {self.upstream_model!r} of {self.name!r}"
+
+    def count_tokens(self, text: str) -> int:
+        """An upper bound, for budget reservations only: the UTF-8 byte count.
+
+        Chat-completions servers have no standard counting endpoint, and a byte-level BPE token is
+        at least one byte. Recorded usage always comes from the upstream's reply, never from here.
+        """
+        return len(text.encode("utf-8"))
+
+    def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
+        if self.api_key_env and not self._api_key.get_secret_value():
+            raise MissingAPIKeyError(
+                f"No API key for {self.name!r}: set {self.api_key_env} (named by api_key_env in the models file)",
+                details={"variables": [self.api_key_env]},
+            )
+        attempt = self._stream_attempt if request.stream else self._plain_attempt
+        yield from retrying(
+            lambda: attempt(request, usage), self.retry,
+            is_retryable=lambda exc: is_retryable(self.retry, exc),
+            map_error=self._error, label=self.label, before_retry=lambda: forget_usage(usage),
+        )
+
+    def _plain_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
+        response: ChatCompletion = self._client.chat.completions.create(**self._arguments(request))
+        _read_usage(response.usage, usage)
+        if response.choices:
+            choice = response.choices[0]
+            usage.finish_reason = choice.finish_reason
+            if choice.message.content:
+                yield choice.message.content
+
+    def _stream_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
+        stream = self._client.chat.completions.create(
+            **self._arguments(request), stream=True, stream_options={"include_usage": True})
+        with stream:  # closes the HTTP response when the caller stops early
+            for chunk in stream:
+                yield from _chunk_text(chunk, usage)
+
+    def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages.append({"role": "user", "content": request.prompt})
+        arguments: dict[str, Any] = {"model": self.upstream_model, "messages": messages}
+        if request.temperature is not None:
+            arguments["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            arguments["max_tokens"] = request.max_tokens  # the field every compatible server accepts
+        for name, value in request.params.items():
+            if name in PASS_THROUGH and value is not None:
+                arguments[name] = value
+            else:
+                log.debug("%s ignores the unsupported parameter %r", self.label, name)
+        return arguments
+
+    def _error(self, exc: BaseException, attempts: int) -> BaseException:
+        return map_error(exc, attempts=attempts, label=self.label, timeout=self.timeout,
+                         secret=self._api_key.get_secret_value())
+
+
+def _chunk_text(chunk: ChatCompletionChunk, usage: Usage) -> Iterator[str]:
+    """The text of one stream chunk; records its finish reason and, on the final chunk, the usage."""
+    _read_usage(chunk.usage, usage)
+    for choice in chunk.choices[:1]:
+        if choice.finish_reason:
+            usage.finish_reason = choice.finish_reason
+        if choice.delta.content:
+            yield choice.delta.content
+
+
+def _read_usage(reported: CompletionUsage | None, usage: Usage) -> None:
+    if reported is None:
+        return
+    prompt_details, completion_details = reported.prompt_tokens_details, reported.completion_tokens_details
+    usage.set(
+        input=reported.prompt_tokens,
+        output=reported.completion_tokens,
+        cached=(prompt_details.cached_tokens if prompt_details else None) or 0,
+        thinking=(completion_details.reasoning_tokens if completion_details else None) or 0,
+        total=reported.total_tokens,
+    )

@@ -1,0 +1,245 @@
+"""A local server that speaks the OpenAI chat-completions wire format, so tests drive the real `openai` SDK.
+
+- `POST /v1/chat/completions` answers a `chat.completion` object, or with `"stream": true` server-sent
+  events: `data: <chat.completion.chunk>` per piece, a chunk carrying `finish_reason`, then (when
+  `stream_options.include_usage` is set) a chunk with `"choices": []` and the usage, then `data: [DONE]`;
+- `GET /v1/models` lists the models it has answered for;
+- errors are `{"error": {"message", "type", "param", "code"}}` with that HTTP status.
+
+Usage::
+
+    with OpenAIWireServer() as server:
+        server.enqueue(WireReply(text="Hi", prompt_tokens=7, completion_tokens=5, cached_tokens=2),
+                       WireReply(status=429))
+        model = OpenAICompatibleModel("m", base_url=server.base_url)
+        server.requests  # [{"method", "path", "headers", "json"}, ...]
+
+Queued replies answer chat completions in order. With an empty queue the reply is deterministic: the
+text `"openai says: " + <last user message>`, `prompt_tokens` = the number of whitespace-separated
+words of all messages, `completion_tokens` = the words of the reply, and no token details.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
+               404: "invalid_request_error", 408: "timeout", 429: "rate_limit_exceeded", 500: "server_error",
+               502: "server_error", 503: "server_error", 504: "server_error"}
+
+
+@dataclass
+class WireReply:
+    """One scripted answer. Token counts left as None are counted in words; details left None are omitted.
+
+    `status` other than 200 answers an error body; `delay` waits before answering (to provoke client
+    timeouts); `chunks` are the stream's texts (default: one per word); `stream_error` sends an
+    in-stream `{"error": {...}}` event with that code after the chunks instead of finishing.
+    """
+
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    status: int = 200
+    message: str | None = None
+    error_code: str | None = None
+    delay: float = 0.0
+    chunks: list[str] | None = None
+    chunk_delay: float = 0.0
+    stream_error: int | None = None
+    finish_reason: str = "stop"
+
+
+class OpenAIWireServer:
+    """A threaded HTTP server on 127.0.0.1 with a random port; use as a context manager.
+
+    With `api_key` set, a request whose bearer token differs gets a 401 whose message echoes the token
+    it was sent in full (worse than OpenAI, which masks it), so tests can prove we never repeat it.
+    """
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key
+        self.requests: list[dict[str, Any]] = []
+        self._queue: list[WireReply] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def enqueue(self, *replies: WireReply) -> OpenAIWireServer:
+        with self._lock:
+            self._queue.extend(replies)
+        return self
+
+    def start(self) -> OpenAIWireServer:
+        handler = type("Handler", (_Handler,), {"wire": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="openai-wire",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in a `delay`
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> OpenAIWireServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def completions(self) -> list[dict[str, Any]]:
+        """The recorded chat-completion request bodies, in order."""
+        with self._lock:
+            return [r["json"] for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def _next_reply(self) -> WireReply | None:
+        with self._lock:
+            return self._queue.pop(0) if self._queue else None
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def error_body(status: int, message: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message or f"wire server error {status}",
+                      "type": ERROR_TYPES.get(status, "api_error"), "param": None, "code": code}}
+
+
+def usage_object(reply: WireReply, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The reply's usage: scripted counts, else words; details only when scripted."""
+    text = reply.text or "".join(reply.chunks or [])
+    prompt = reply.prompt_tokens if reply.prompt_tokens is not None else sum(
+        words(str(m.get("content") or "")) for m in messages)
+    completion = reply.completion_tokens if reply.completion_tokens is not None else words(text)
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens, "audio_tokens": 0}
+    if reply.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens, "audio_tokens": 0}
+    return usage
+
+
+class _Handler(BaseHTTPRequestHandler):
+    wire: OpenAIWireServer  # set on the per-server subclass
+    protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.wire._record({"method": "GET", "path": self.path, "headers": dict(self.headers.items()), "json": None})
+        if urlsplit(self.path).path.rstrip("/") != "/v1/models":
+            return self._json(404, error_body(404, f"Unknown path {self.path}"))
+        models = sorted({str(body.get("model")) for body in self.wire.completions()})
+        self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "wire"}
+                                                     for m in models]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self._json(400, error_body(400, "We could not parse the JSON body of your request."))
+        self.wire._record({"method": "POST", "path": self.path, "headers": dict(self.headers.items()), "json": body})
+        if urlsplit(self.path).path != "/v1/chat/completions":
+            return self._json(404, error_body(404, f"Unknown path {self.path}"))
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if self.wire.api_key is not None and token != self.wire.api_key:
+            return self._json(401, error_body(401, f"Incorrect API key provided: {token}.", "invalid_api_key"))
+        messages = body.get("messages") or []
+        last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        reply = self.wire._next_reply() or WireReply(text=f"openai says: {last_user}")
+        self.wire._sleep(reply.delay)
+        if reply.status != 200:
+            return self._json(reply.status, error_body(reply.status, reply.message, reply.error_code))
+        usage = usage_object(reply, messages)
+        if body.get("stream"):
+            return self._stream(reply, usage, body)
+        self._json(200, {
+            "id": "chatcmpl-wire", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model"), "system_fingerprint": None,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text or
+                                                 "".join(reply.chunks or [])},
+                         "logprobs": None, "finish_reason": reply.finish_reason}],
+            "usage": usage,
+        })
+
+    def _stream(self, reply: WireReply, usage: dict[str, Any], body: dict[str, Any]) -> None:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = reply.chunks if reply.chunks is not None else _split_words(reply.text)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            obj = {"id": "chatcmpl-wire", "object": "chat.completion.chunk", "created": int(time.time()),
+                   "model": body.get("model"),
+                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            return {**obj, "usage": None} if include_usage else obj
+
+        events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": c}) for c in chunks]
+        try:
+            for index, event in enumerate(events):
+                self._event(event)
+                if 0 < index < len(events) - 1:
+                    self.wire._sleep(reply.chunk_delay)
+            if reply.stream_error is not None:
+                return self._event(error_body(reply.stream_error, reply.message, str(reply.stream_error)))
+            self._event(chunk({}, reply.finish_reason))
+            if include_usage:
+                self._event({**chunk({}), "choices": [], "usage": usage})
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout or cancel)
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+        self.wfile.flush()
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out before we answered
+
+
+def _split_words(text: str) -> list[str]:
+    """`"a b c"` -> `["a", " b", " c"]`: several chunks that join back to the text."""
+    pieces = text.split(" ")
+    return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
