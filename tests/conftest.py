@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
@@ -34,9 +35,21 @@ def _postgres_available() -> bool:
 POSTGRES_AVAILABLE = _postgres_available()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory):
+    """Migrate one SQLite file per session; tests get copies instead of re-running every migration."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'test.db'}"
+def sqlite_url(tmp_path, migrated_sqlite_file) -> str:
+    target = tmp_path / "test.db"
+    shutil.copyfile(migrated_sqlite_file, target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture
@@ -59,7 +72,7 @@ def postgres_url() -> str:
 def database_url(request, tmp_path) -> str:
     """Runs a storage test once on SQLite and once on PostgreSQL (skipped where it is absent)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
+        return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
 
 

@@ -1,0 +1,70 @@
+"""API-key authentication for `/api/`: bootstrap keys from `API_KEYS`, managed keys stored hashed.
+
+Once any key exists, every `/api/` request needs one (`Authorization: Bearer <key>` or `X-API-Key`).
+The request keeps only the key's id (`g.api_key_id`), never the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from flask import Flask, g, request
+
+from api.errors import ApiError
+from storage.api_key_store import ApiKeyStore
+from storage.settings import Settings
+
+KEY_PREFIX = "amm_"
+
+
+def hash_key(key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is a safe and fast lookup hash."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(store: ApiKeyStore, name: str) -> tuple[str, str]:
+    """Create a managed key; returns (id, key). The key is not stored and cannot be shown again."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = "key_" + secrets.token_hex(6)
+    store.add(key_id, name, hash_key(key), key[: len(KEY_PREFIX) + 4])
+    return key_id, key
+
+
+class Authenticator:
+    """Resolves the presented key to an id, or refuses the request with a JSON 401."""
+
+    def __init__(self, settings: Settings, store: ApiKeyStore) -> None:
+        self.store = store
+        self.metrics_require_key = settings.metrics_require_key
+        raw = settings.api_keys.get_secret_value() if settings.api_keys else ""
+        self._bootstrap = {hash_key(k.strip()): "env_" + hash_key(k.strip())[:12] for k in raw.split(",") if k.strip()}
+
+    def protects(self, path: str) -> bool:
+        return path.startswith("/api/") or (path == "/metrics" and self.metrics_require_key)
+
+    def check(self) -> None:
+        if not self.protects(request.path):
+            return
+        presented = _presented_key()
+        if presented is None:
+            if self._bootstrap or self.store.any_active():
+                raise ApiError(401, "unauthorized", "An API key is required: send 'Authorization: Bearer <key>' "
+                                                    "or 'X-API-Key: <key>'")
+            return
+        digest = hash_key(presented)
+        key_id = self._bootstrap.get(digest) or self.store.active_id_for(digest)
+        if key_id is None:
+            raise ApiError(401, "invalid_api_key", "The API key is not valid or has been revoked")
+        g.api_key_id = key_id
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def register_auth(app: Flask, authenticator: Authenticator) -> None:
+    app.before_request(authenticator.check)
