@@ -1,13 +1,11 @@
-"""Gemini's retry policy and error mapping, kept apart from the model so both stay small.
+"""Gemini's error mapping and its view of the shared retry policy (`models.retry.RetryPolicy`).
 
-The policy lives in one place, `RetryPolicy`: the SDK's `HttpRetryOptions` are built from it, and so
-is the one retry the SDK cannot do (a stream that fails before its first chunk).
+The SDK's `HttpRetryOptions` are built from the policy; the one retry the SDK cannot do (a stream that
+fails before its first chunk) runs through `models.retry.retrying`.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -23,49 +21,23 @@ from models.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
+from models.retry import RetryPolicy
 
-RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
-# Backoff: initial x 2**n + uniform(0, jitter), capped; tests lower these module values.
-RETRY_INITIAL_DELAY = 1.0
-RETRY_MAX_DELAY = 30.0
-RETRY_EXP_BASE = 2.0
-RETRY_JITTER = 1.0
 TRANSIENT_TRANSPORT_ERRORS = (httpx2.TimeoutException, httpx2.ConnectError)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter on 408/429/5xx and on timeouts; other 4xx are never retried."""
+def sdk_retry_options(policy: RetryPolicy) -> types.HttpRetryOptions:
+    """The policy as the SDK's options: it retries these codes and transport timeouts/connection errors itself."""
+    return types.HttpRetryOptions(
+        attempts=policy.attempts, initial_delay=policy.initial_delay, max_delay=policy.max_delay,
+        exp_base=policy.exp_base, jitter=policy.jitter, http_status_codes=list(policy.status_codes),
+    )
 
-    attempts: int = 4
-    initial_delay: float = RETRY_INITIAL_DELAY
-    max_delay: float = RETRY_MAX_DELAY
-    exp_base: float = RETRY_EXP_BASE
-    jitter: float = RETRY_JITTER
-    status_codes: tuple[int, ...] = RETRYABLE_STATUS
 
-    @classmethod
-    def default(cls, attempts: int) -> RetryPolicy:
-        """The policy with the module's current delays (read at call time, so tests can lower them)."""
-        return cls(attempts=max(1, attempts), initial_delay=RETRY_INITIAL_DELAY, max_delay=RETRY_MAX_DELAY,
-                   exp_base=RETRY_EXP_BASE, jitter=RETRY_JITTER)
-
-    def sdk_options(self) -> types.HttpRetryOptions:
-        """For the SDK, which retries these codes and transport timeouts/connection errors itself."""
-        return types.HttpRetryOptions(
-            attempts=self.attempts, initial_delay=self.initial_delay, max_delay=self.max_delay,
-            exp_base=self.exp_base, jitter=self.jitter, http_status_codes=list(self.status_codes),
-        )
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, genai_errors.APIError):
-            return exc.code in self.status_codes
-        return isinstance(exc, TRANSIENT_TRANSPORT_ERRORS)
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry `retry_number` (1-based), as the SDK's tenacity wait computes it."""
-        base = self.initial_delay * self.exp_base ** (retry_number - 1)
-        return min(base + random.uniform(0, self.jitter), self.max_delay)
+def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
+    if isinstance(exc, genai_errors.APIError):
+        return policy.retries_status(exc.code)
+    return isinstance(exc, TRANSIENT_TRANSPORT_ERRORS)
 
 
 NO_SDK_RETRY = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))

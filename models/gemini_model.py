@@ -8,7 +8,6 @@ as output), total = totalTokenCount. Retries and error mapping live in `models.g
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
@@ -19,9 +18,10 @@ from pydantic import SecretStr
 
 from models.base_model import BaseModel, Capabilities
 from models.errors import MissingAPIKeyError
-from models.gemini_errors import NO_SDK_RETRY, RetryPolicy, map_error
+from models.gemini_errors import NO_SDK_RETRY, is_retryable, map_error, sdk_retry_options
 from models.pricing import ModelPricing, PricingTable
 from models.results import GenerationRequest, Usage
+from models.retry import RetryPolicy, forget_usage, retrying
 from storage.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class GeminiModel(BaseModel):
         self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
         self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
             base_url=self.base_url, api_version=API_VERSION, timeout=int(self.timeout * 1000),
-            retry_options=self.retry.sdk_options(),
+            retry_options=sdk_retry_options(self.retry),
         ))
 
     @classmethod
@@ -90,7 +90,7 @@ class GeminiModel(BaseModel):
         try:
             return int(self._client.models.count_tokens(model=self.name, contents=text).total_tokens or 0)
         except Exception as exc:
-            raise self._error(exc, self.retry.attempts if self.retry.is_retryable(exc) else 1) from exc
+            raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
 
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
         if request.stream:
@@ -100,7 +100,7 @@ class GeminiModel(BaseModel):
             response = self._client.models.generate_content(
                 model=self.name, contents=request.prompt, config=self._config(request))
         except Exception as exc:  # the SDK has already retried what is retryable
-            raise self._error(exc, self.retry.attempts if self.retry.is_retryable(exc) else 1) from exc
+            raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
         _read_usage(response, usage)
         text = _text(response)
         if text:
@@ -112,27 +112,21 @@ class GeminiModel(BaseModel):
         A stream is retried only while nothing has been yielded.
         """
         config = self._config(request, sdk_retry=False)
-        for attempt in range(1, self.retry.attempts + 1):
-            yielded = False
-            try:
-                responses = self._client.models.generate_content_stream(
-                    model=self.name, contents=request.prompt, config=config)
-                with closing(responses):  # a caller that stops early also closes the HTTP stream
-                    for response in responses:
-                        _read_usage(response, usage)
-                        text = _text(response)
-                        if text:
-                            yielded = True
-                            yield text
-                return
-            except Exception as exc:
-                if yielded or attempt == self.retry.attempts or not self.retry.is_retryable(exc):
-                    raise self._error(exc, attempt) from exc
-                wait = self.retry.delay(attempt)
-                log.info("Gemini stream attempt %d/%d failed (%s); retrying in %.2fs",
-                         attempt, self.retry.attempts, type(exc).__name__, wait)
-                _reset(usage)
-                time.sleep(wait)
+
+        def attempt() -> Iterator[str]:
+            responses = self._client.models.generate_content_stream(model=self.name, contents=request.prompt,
+                                                                     config=config)
+            with closing(responses):  # a caller that stops early also closes the HTTP stream
+                for response in responses:
+                    _read_usage(response, usage)
+                    text = _text(response)
+                    if text:
+                        yield text
+
+        yield from retrying(
+            attempt, self.retry, is_retryable=lambda exc: is_retryable(self.retry, exc),
+            map_error=self._error, label=f"Gemini stream {self.name}", before_retry=lambda: forget_usage(usage),
+        )
 
     def _config(self, request: GenerationRequest, *, sdk_retry: bool = True) -> types.GenerateContentConfig:
         extra: dict[str, Any] = {}
@@ -177,12 +171,6 @@ def _read_usage(response: types.GenerateContentResponse, usage: Usage) -> None:
         reason = response.candidates[0].finish_reason
         value = reason.value if hasattr(reason, "value") else str(reason)
         usage.finish_reason = FINISH_REASONS.get(value, value.lower())
-
-
-def _reset(usage: Usage) -> None:
-    """Forget counts from a failed stream attempt before the next one."""
-    usage.input_tokens = usage.output_tokens = usage.total_tokens = usage.finish_reason = None
-    usage.thinking_tokens = usage.cached_tokens = 0
 
 
 def _text(response: types.GenerateContentResponse) -> str:

@@ -63,7 +63,7 @@ class OpenAICompatibleModel(BaseModel):
         self.upstream_model = model or name
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
-        self.retry = retry or RetryPolicy(attempts=max_attempts)
+        self.retry = retry or RetryPolicy.default(max_attempts)
         self._api_key = SecretStr(api_key or "")  # never printed: repr shows '**********'
         self._client = openai.OpenAI(
             api_key=api_key or PLACEHOLDER_KEY, base_url=base_url, timeout=self.timeout, max_retries=0,

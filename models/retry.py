@@ -1,7 +1,7 @@
-"""A provider-neutral retry policy: exponential backoff with jitter, and a stream retried only before its first chunk.
+"""The retry policy of every provider: exponential backoff with jitter, a stream retried only before its first chunk.
 
-The numbers match Gemini's policy (`models.gemini_errors.RetryPolicy`, which hands them to the
-google-genai SDK); this module applies them itself, for SDKs whose own retries differ from it.
+Gemini hands the policy's numbers to the google-genai SDK for plain calls; streams, and SDKs whose own
+retries differ from the policy, use `retrying` here.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ class RetryPolicy:
     exp_base: float = RETRY_EXP_BASE
     jitter: float = RETRY_JITTER
     status_codes: tuple[int, ...] = RETRYABLE_STATUS
+
+    @classmethod
+    def default(cls, attempts: int) -> RetryPolicy:
+        """The policy with this module's current delays (read at call time, so tests can lower them)."""
+        return cls(attempts=max(1, attempts), initial_delay=RETRY_INITIAL_DELAY, max_delay=RETRY_MAX_DELAY,
+                   exp_base=RETRY_EXP_BASE, jitter=RETRY_JITTER)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:

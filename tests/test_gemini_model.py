@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.wiring import services
-from models import gemini_errors
+from models import retry as retry_module
 from models.errors import (
     InvalidRequestError,
     MissingAPIKeyError,
@@ -33,9 +33,9 @@ PRICES = PricingTable.load()
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
     """Tiny backoff so the retry tests take milliseconds."""
-    monkeypatch.setattr(gemini_errors, "RETRY_INITIAL_DELAY", 0.001)
-    monkeypatch.setattr(gemini_errors, "RETRY_MAX_DELAY", 0.01)
-    monkeypatch.setattr(gemini_errors, "RETRY_JITTER", 0.001)
+    monkeypatch.setattr(retry_module, "RETRY_INITIAL_DELAY", 0.001)
+    monkeypatch.setattr(retry_module, "RETRY_MAX_DELAY", 0.01)
+    monkeypatch.setattr(retry_module, "RETRY_JITTER", 0.001)
 
 
 @pytest.fixture
@@ -326,9 +326,9 @@ def api_server():
 def api_app(api_server, tmp_path_factory):
     """One app for the API tests (building one runs the migrations, which is the slow part)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gemini_errors, "RETRY_INITIAL_DELAY", 0.001)
-        patch.setattr(gemini_errors, "RETRY_MAX_DELAY", 0.01)
-        patch.setattr(gemini_errors, "RETRY_JITTER", 0.001)
+        patch.setattr(retry_module, "RETRY_INITIAL_DELAY", 0.001)
+        patch.setattr(retry_module, "RETRY_MAX_DELAY", 0.01)
+        patch.setattr(retry_module, "RETRY_JITTER", 0.001)
         return create_app({"SETTINGS": Settings.from_env(environ={}, env_file=None, overrides={
             "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}", "GEMINI_API_KEY": KEY,
             "GEMINI_BASE_URL": api_server.base_url, "GEMINI_TIMEOUT": "0.3", "GEMINI_MAX_ATTEMPTS": "3",
