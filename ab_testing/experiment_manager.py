@@ -1,0 +1,192 @@
+"""ExperimentManager: define experiments, move them through their lifecycle, record outcomes, read the stats."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from ab_testing.analysis import analyze
+from ab_testing.errors import (
+    ExperimentNotFoundError,
+    ExperimentNotRunningError,
+    InvalidExperimentError,
+    InvalidTransitionError,
+    UnknownVariantError,
+)
+from ab_testing.spec import ExperimentSpec, OutcomeSpec, legacy_spec
+from storage.database import get_engine
+from storage.experiment_store import ExperimentMissing, ExperimentStatusConflict, ExperimentStore
+
+if TYPE_CHECKING:
+    from models.model_registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+# action -> (target status, statuses it may start from)
+TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "start": ("running", frozenset({"draft", "paused"})),
+    "pause": ("paused", frozenset({"running"})),
+    "complete": ("completed", frozenset({"running", "paused"})),
+}
+
+
+class ExperimentManager:
+    """Experiments on one database; `ExperimentManager()` uses the default registry and its database."""
+
+    def __init__(self, registry: ModelRegistry | None = None, engine: Engine | None = None) -> None:
+        if registry is None and engine is None:
+            from models.model_registry import ModelRegistry
+
+            registry = ModelRegistry()
+        self._registry = registry
+        self.engine = engine or (registry.engine if registry is not None else get_engine())
+        self.store = ExperimentStore(self.engine)
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The registry whose models the experiments call; built on this database when none was given."""
+        if self._registry is None:
+            from models.model_registry import ModelRegistry
+
+            self._registry = ModelRegistry(self.engine)
+        return self._registry
+
+    def create_experiment(
+        self, name: str | Mapping[str, Any] | ExperimentSpec, variant_a: str | None = None,
+        variant_b: str | None = None,
+    ) -> int:
+        """`create_experiment(name, model_a, model_b)` as originally (running, A = control), or a general spec."""
+        if isinstance(name, str):
+            if not variant_a or not variant_b:
+                raise InvalidExperimentError("variant_a and variant_b (model names) are required",
+                                             details={"fields": ["variant_a", "variant_b"]})
+            spec = _validated(lambda: legacy_spec(name, variant_a, variant_b))
+        elif isinstance(name, ExperimentSpec):
+            spec = name
+        else:
+            spec = _validated(lambda: ExperimentSpec.model_validate(dict(name)))
+        key = uuid.uuid4().hex
+        experiment_id = self.store.create(
+            {"key": key, "name": spec.name, "status": "running" if spec.start else "draft",
+             "control": spec.control, "coverage": spec.coverage, "seed": spec.seed or key,
+             "primary_metric": spec.primary_metric, "alpha": spec.alpha, "power": spec.power,
+             "min_sample_size": spec.min_sample_size, "min_conversions": spec.min_conversions, "mde": spec.mde},
+            [variant.model_dump() for variant in spec.variants],
+        )
+        log.info("Experiment created: %s (ID: %s)", spec.name, experiment_id)
+        return experiment_id
+
+    def get_experiment(self, experiment_id: int) -> dict[str, Any]:
+        """The experiment with its variants; raises ExperimentNotFoundError."""
+        experiment = self.store.get(experiment_id)
+        if experiment is None:
+            raise ExperimentNotFoundError.for_id(experiment_id)
+        return experiment
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self.store.list()
+
+    def transition(self, experiment_id: int, action: str) -> dict[str, Any]:
+        """Apply a lifecycle action (start, pause, complete) atomically; returns the updated experiment."""
+        target, allowed = TRANSITIONS[action]
+        try:
+            self.store.transition(experiment_id, target, allowed)
+        except ExperimentMissing:
+            raise ExperimentNotFoundError.for_id(experiment_id) from None
+        except ExperimentStatusConflict as conflict:
+            raise InvalidTransitionError(
+                f"Cannot {action} an experiment that is {conflict.status}",
+                details={"status": conflict.status, "action": action, "allowed_from": sorted(allowed)},
+            ) from None
+        return self.get_experiment(experiment_id)
+
+    def start_experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self.transition(experiment_id, "start")
+
+    def pause_experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self.transition(experiment_id, "pause")
+
+    def complete_experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self.transition(experiment_id, "complete")
+
+    def stop_experiment(self, experiment_id: int) -> dict[str, Any]:
+        """The original name for completing an experiment."""
+        return self.complete_experiment(experiment_id)
+
+    def set_weights(self, experiment_id: int, weights: Mapping[str, float]) -> dict[str, Any]:
+        """Re-weight variants; users already assigned keep their variant, only new users see the new split."""
+        experiment = self.get_experiment(experiment_id)
+        self._check_variants(experiment, weights)
+        if any(not isinstance(w, int | float) or isinstance(w, bool) or not math.isfinite(w) or w < 0
+               for w in weights.values()):
+            raise InvalidExperimentError("weights must be finite non-negative numbers", details={"field": "weights"})
+        current = {v["name"]: v["weight"] for v in experiment["variants"]}
+        if sum({**current, **weights}.values()) <= 0:
+            raise InvalidExperimentError("at least one weight must be positive", details={"field": "weights"})
+        try:
+            self.store.set_weights(experiment_id, weights, closed={"completed"})
+        except ExperimentStatusConflict as conflict:
+            raise InvalidTransitionError("A completed experiment cannot be re-weighted",
+                                         details={"status": conflict.status}) from None
+        return self.get_experiment(experiment_id)
+
+    def record_result(
+        self, experiment_id: int, variant: str, success: bool, rating: float | None = None, *,
+        metrics: Mapping[str, float] | None = None, outcome_id: str | None = None,
+    ) -> int:
+        """Record one outcome as originally, plus named numeric metrics; returns the result id."""
+        outcome = {"variant": variant, "success": success, "rating": rating, "metrics": dict(metrics or {}),
+                   "outcome_id": outcome_id}
+        return self.record_results(experiment_id, [outcome])[0]["result_id"]
+
+    def record_results(self, experiment_id: int, outcomes: Iterable[Mapping[str, Any] | OutcomeSpec]) -> list[
+        dict[str, Any]
+    ]:
+        """Record a batch all-or-nothing while running; a repeated outcome_id is reported, not re-counted."""
+        specs = [o if isinstance(o, OutcomeSpec) else _validated(lambda o=o: OutcomeSpec.model_validate(dict(o)))
+                 for o in outcomes]
+        experiment = self.get_experiment(experiment_id)
+        self._check_variants(experiment, [spec.variant for spec in specs])
+        try:
+            written = self.store.add_results(experiment_id, [spec.model_dump() for spec in specs],
+                                             accept_status="running")
+        except ExperimentStatusConflict as conflict:
+            raise ExperimentNotRunningError(
+                f"Experiment {experiment_id} is {conflict.status}; results are accepted only while it runs",
+                details={"status": conflict.status},
+            ) from None
+        return [{"result_id": result_id, "duplicate": duplicate} for result_id, duplicate in written]
+
+    def get_experiment_stats(self, experiment_id: int) -> dict[str, Any] | None:
+        """Summaries, comparisons, health and decision; None for an unknown experiment, as originally."""
+        experiment = self.store.get(experiment_id)
+        if experiment is None:
+            return None
+        return analyze(experiment, self.store.aggregates(experiment_id))
+
+    @staticmethod
+    def _check_variants(experiment: Mapping[str, Any], names: Iterable[str]) -> None:
+        known = [v["name"] for v in experiment["variants"]]
+        for name in names:
+            if name not in known:
+                raise UnknownVariantError(
+                    f"Experiment {experiment['id']} has no variant {name!r}. Variants: {', '.join(known)}",
+                    details={"variant": name, "variants": known},
+                )
+
+
+def _validated(build: Any) -> Any:
+    """Run a pydantic constructor, turning its error into InvalidExperimentError naming each field."""
+    try:
+        return build()
+    except ValidationError as exc:
+        fields = [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "reason": err["msg"]}
+                  for err in exc.errors()]
+        summary = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
+        raise InvalidExperimentError(f"Invalid experiment: {summary}", details={"fields": fields}) from None

@@ -1,0 +1,108 @@
+"""What an experiment is defined by, validated once for the library and the API alike."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+METRIC_NAME = r"^[a-z][a-z0-9_]{0,99}$"
+VARIANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+# Keys of a variant summary, which a custom metric name must not shadow.
+RESERVED_METRICS = frozenset({"n", "successes", "name", "model", "weight", "params", "is_control", "conversion"})
+# Arguments the experiment itself supplies to `generate`; a variant's params may not override them.
+RESERVED_PARAMS = frozenset({"prompt", "user_id", "tags", "source", "api_key_id", "request_id", "stream"})
+
+
+class VariantSpec(BaseModel):
+    """One arm: a model and the generation params (system prompt, temperature, ...) it is called with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=VARIANT_NAME)
+    model: str = Field(min_length=1, max_length=200)
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(RESERVED_PARAMS & params.keys())
+        if reserved:
+            raise ValueError(f"params may not set {', '.join(reserved)}: the experiment supplies them")
+        temperature = params.get("temperature")
+        if temperature is not None and (not isinstance(temperature, int | float) or not 0 <= temperature <= 2):
+            raise ValueError("params.temperature must be a number between 0 and 2")
+        max_tokens = params.get("max_tokens")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
+                                       or max_tokens < 1):
+            raise ValueError("params.max_tokens must be a positive integer")
+        if params.get("system") is not None and not isinstance(params["system"], str):
+            raise ValueError("params.system must be a string")
+        return params
+
+
+class ExperimentSpec(BaseModel):
+    """The general form of an experiment; `start` creates it running instead of as a draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    variants: list[VariantSpec] = Field(min_length=2, max_length=20)
+    control: str | None = None
+    coverage: float = Field(default=1.0, ge=0, le=1)
+    seed: str | None = Field(default=None, min_length=1, max_length=200)
+    primary_metric: str = Field(default="conversion", pattern=METRIC_NAME)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, ge=0.5, lt=1)
+    min_sample_size: int = Field(default=100, ge=2)
+    min_conversions: int = Field(default=25, ge=0)
+    mde: float | None = Field(default=0.05, gt=0, allow_inf_nan=False)
+    start: bool = False
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> ExperimentSpec:
+        names = [variant.name for variant in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variants: variant names must be unique")
+        if sum(variant.weight for variant in self.variants) <= 0:
+            raise ValueError("variants: at least one weight must be positive")
+        if self.control is None:
+            self.control = names[0]
+        elif self.control not in names:
+            raise ValueError(f"control: {self.control!r} is not one of the variants ({', '.join(names)})")
+        if self.primary_metric in RESERVED_METRICS - {"conversion"}:
+            raise ValueError(f"primary_metric: {self.primary_metric!r} is not a metric")
+        return self
+
+
+def legacy_spec(name: str, variant_a: str, variant_b: str) -> ExperimentSpec:
+    """The original two-model experiment: running at once, A (control) and B split 50/50."""
+    return ExperimentSpec(
+        name=name, variants=[VariantSpec(name="A", model=variant_a), VariantSpec(name="B", model=variant_b)],
+        control="A", start=True,
+    )
+
+
+MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class OutcomeSpec(BaseModel):
+    """One observed outcome of a variant; `outcome_id` makes recording it idempotent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(min_length=1, max_length=100)
+    success: bool
+    rating: FiniteFloat | None = None
+    metrics: dict[MetricName, FiniteFloat] = Field(default_factory=dict, max_length=50)
+    outcome_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metric_names(cls, metrics: dict[str, float]) -> dict[str, float]:
+        reserved = sorted((RESERVED_METRICS | {"rating"}) & metrics.keys())
+        if reserved:
+            raise ValueError(f"metric names {', '.join(reserved)} are reserved")
+        return metrics
