@@ -1,0 +1,153 @@
+"""Comparison endpoints: compare models on a prompt, the history and leaderboard, and benchmark runs.
+
+`POST /api/benchmarks` answers 202 at once and runs the benchmark on a background thread; poll
+`GET /api/benchmarks/<id>` for `progress` and, when `status` is `completed`, the `report`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from flask import Blueprint, Response, g, jsonify, url_for
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.errors import ApiError
+from api.validation import parse_body, parse_query
+from api.wiring import services
+from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
+from comparison.model_comparator import MAX_REPETITIONS
+from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
+
+bp = Blueprint("comparison", __name__, url_prefix="/api")
+
+
+class GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class CompareRequest(GenerationParams):
+    """`system`, `temperature` and `max_tokens` may be given at the top level or inside `params`."""
+
+    models: list[str] = Field(min_length=1, max_length=10)
+    prompt: str = Field(min_length=1)
+    params: GenerationParams | None = None
+    scorers: list[dict[str, Any]] | None = Field(default=None, max_length=10)
+    reference: str | None = None
+    weights: dict[Literal["quality", "latency", "cost"], float] | None = None
+    repetitions: int = Field(default=1, ge=1, le=MAX_REPETITIONS)
+    user_id: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_place_per_param(self) -> CompareRequest:
+        if self.params is not None:
+            for name in GenerationParams.model_fields:
+                if getattr(self, name) is not None and getattr(self.params, name) is not None:
+                    raise ValueError(f"'{name}' is given both at the top level and in 'params'")
+        return self
+
+    def generation(self) -> dict[str, Any]:
+        """system, temperature and max_tokens, from wherever they were given."""
+        values = {name: getattr(self, name) for name in GenerationParams.model_fields}
+        if self.params is not None:
+            values.update(self.params.model_dump(exclude_none=True))
+        return values
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=500)
+    model: str | None = None
+
+
+class BenchmarkRequest(BaseModel):
+    """Run the built-in dataset, or inline `items` (JSONL objects); `tasks`/`limit` pick a subset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(min_length=1, max_length=10)
+    dataset: Literal["builtin"] = BUILTIN_NAME
+    items: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=1000)
+    tasks: list[str] | None = None
+    limit: int | None = Field(default=None, ge=1, le=1000)
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    quality_bar: float = Field(default=DEFAULT_QUALITY_BAR, ge=0, le=1)
+
+
+@bp.post("/compare")
+def compare():  # noqa: ANN201
+    body = parse_body(CompareRequest)
+    comparison = services().comparator.compare_models(
+        body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=body.weights,
+        repetitions=body.repetitions, user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"),
+        **body.generation(),
+    )
+    return jsonify({"status": "success", "comparison": comparison})
+
+
+@bp.get("/comparisons")
+def list_comparisons():  # noqa: ANN201
+    query = parse_query(ListQuery)
+    rows = services().comparison_store.list_comparisons(query.limit, model=query.model)
+    return jsonify({"comparisons": rows, "count": len(rows)})
+
+
+@bp.get("/comparisons/leaderboard")
+def leaderboard():  # noqa: ANN201
+    return jsonify({"leaderboard": services().comparison_store.leaderboard(), "rating": "elo"})
+
+
+@bp.get("/comparisons/<int:comparison_id>")
+def get_comparison(comparison_id: int):  # noqa: ANN201
+    return jsonify(services().comparison_store.get_comparison(comparison_id))
+
+
+@bp.post("/benchmarks")
+def start_benchmark():  # noqa: ANN201
+    body = parse_body(BenchmarkRequest)
+    if body.items is not None:
+        dataset = parse_dataset([json.dumps(item) for item in body.items], "inline")
+    else:
+        dataset = load_dataset()
+    run_id = services().benchmarks.start(
+        body.models, dataset.select(tasks=body.tasks, limit=body.limit), temperature=body.temperature,
+        max_tokens=body.max_tokens, quality_bar=body.quality_bar,
+    )
+    run = _public_run(services().comparison_store.get_benchmark(run_id))
+    response = jsonify(run)
+    response.status_code = 202
+    response.headers["Location"] = url_for("comparison.get_benchmark", run_id=run_id)
+    return response
+
+
+@bp.get("/benchmarks")
+def list_benchmarks():  # noqa: ANN201
+    query = parse_query(ListQuery)
+    rows = [_public_run(run) for run in services().comparison_store.list_benchmarks(query.limit)]
+    return jsonify({"benchmarks": rows, "count": len(rows)})
+
+
+@bp.get("/benchmarks/<int:run_id>")
+def get_benchmark(run_id: int):  # noqa: ANN201
+    return jsonify(_public_run(services().comparison_store.get_benchmark(run_id)))
+
+
+@bp.get("/benchmarks/<int:run_id>/report.md")
+def benchmark_report(run_id: int):  # noqa: ANN201
+    run = services().comparison_store.get_benchmark(run_id)
+    if run["status"] != "completed":
+        raise ApiError(409, "benchmark_not_finished", f"Benchmark run {run_id} is {run['status']}",
+                       status=run["status"], progress=run["progress"])
+    return Response(render_markdown(run["report"]), mimetype="text/markdown")
+
+
+def _public_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The run record without the copied dataset items (their count stays)."""
+    params = dict(run.get("params") or {})
+    params["items"] = len(params.get("items", []))
+    return {**run, "params": params}

@@ -1,0 +1,1 @@
+"""Comparison: run models side by side, score their answers, explain a winner, benchmark and rate them."""

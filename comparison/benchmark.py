@@ -1,0 +1,145 @@
+"""Benchmarks: every dataset item on every model, scored, stored as it completes, then summarized in a report.
+
+Progress is the run record's `completed` / `total`, updated with each stored answer; the CLI shows it as a
+progress bar through `on_progress`, and HTTP callers poll the run record while it runs in a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from comparison.dataset import BenchmarkItem, Dataset, load_dataset
+from comparison.errors import ComparisonConfigError
+from comparison.execution import CallParams, call_once, run_concurrently
+from comparison.reports import DEFAULT_QUALITY_BAR, build_report
+from comparison.scoring import ScoringPlan, build_scoring, mean_score
+from models.base_model import BaseModel
+from models.model_registry import ModelRegistry
+from models.results import GenerationResult
+
+if TYPE_CHECKING:
+    from comparison.comparison_store import ComparisonStore
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]  # (answers stored so far, total answers)
+
+
+class BenchmarkRunner:
+    """Runs benchmarks through the registry and records them in the store."""
+
+    def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+        if store is None:
+            from comparison.comparison_store import ComparisonStore
+
+            store = ComparisonStore(self.registry.engine)
+        self.store = store
+        self._threads: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def create(self, models: Sequence[str], dataset: Dataset | None = None, *, temperature: float | None = 0.0,
+               max_tokens: int | None = None, quality_bar: float = DEFAULT_QUALITY_BAR) -> int:
+        """Validate models and parameters and record a pending run; nothing is called yet."""
+        if isinstance(models, str) or not models:
+            raise ComparisonConfigError("Give a non-empty list of model names")
+        if not 0 <= quality_bar <= 1:
+            raise ComparisonConfigError("quality_bar must be between 0 and 1")
+        names = [self.registry.get_model(name).name for name in models]
+        if len(set(names)) != len(names):
+            raise ComparisonConfigError("Each model may appear only once", details={"models": names})
+        dataset = dataset or load_dataset()
+        params = {"temperature": temperature, "max_tokens": max_tokens, "quality_bar": quality_bar,
+                  "items": [asdict(item) for item in dataset.items]}
+        return self.store.create_benchmark(dataset=dataset.name, models=names,
+                                           total=len(dataset.items) * len(names), params=params)
+
+    def execute(self, run_id: int, on_progress: Progress | None = None) -> dict[str, Any]:
+        """Run a created benchmark to the end; returns the report (also stored in the run record)."""
+        run = self.store.get_benchmark(run_id)
+        if run["status"] != "pending":
+            raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({run['status']})")
+        params = run["params"]
+        items = [BenchmarkItem(**item) for item in params["items"]]
+
+        def stored(result: dict[str, Any]) -> None:
+            completed = self.store.record_benchmark_result(run_id, result)
+            if on_progress is not None:
+                on_progress(completed, run["total"])
+
+        try:
+            models = [self.registry.get_model(name) for name in run["models"]]
+            self.store.mark_benchmark(run_id, "running")
+            for item in items:
+                self._run_item(run_id, item, models, params, stored)
+            report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])
+        except Exception as exc:
+            self.store.mark_benchmark(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.mark_benchmark(run_id, "completed", report=report)
+        return report
+
+    def run(self, models: Sequence[str], dataset: Dataset | None = None, *, on_progress: Progress | None = None,
+            **options: Any) -> tuple[int, dict[str, Any]]:
+        """Create and execute in the caller's thread: (run id, report)."""
+        run_id = self.create(models, dataset, **options)
+        return run_id, self.execute(run_id, on_progress)
+
+    def start(self, models: Sequence[str], dataset: Dataset | None = None, **options: Any) -> int:
+        """Create the run and execute it on a background thread; poll the run record for progress."""
+        run_id = self.create(models, dataset, **options)
+        thread = threading.Thread(target=self._execute_logged, args=(run_id,), name=f"benchmark-{run_id}",
+                                  daemon=True)
+        with self._lock:
+            self._threads[run_id] = thread
+        thread.start()
+        return run_id
+
+    def wait(self, run_id: int, timeout: float | None = None) -> bool:
+        """Block until a background run has finished; True when it has."""
+        with self._lock:
+            thread = self._threads.get(run_id)
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _execute_logged(self, run_id: int) -> None:
+        try:
+            self.execute(run_id)
+        except Exception:  # the run record already says "failed" with the error
+            log.exception("Benchmark run %s failed", run_id)
+        finally:
+            with self._lock:
+                self._threads.pop(run_id, None)
+
+    def _run_item(self, run_id: int, item: BenchmarkItem, models: Sequence[BaseModel], params: dict[str, Any],
+                  stored: Callable[[dict[str, Any]], None]) -> None:
+        """One item on every model at once; each answer is scored and stored as soon as it arrives."""
+        plan = build_scoring(item.scorers, self.registry, item.reference)
+        call = CallParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"],
+                          tags=["benchmark", f"benchmark:{run_id}"])
+
+        def answer(model: BaseModel) -> dict[str, Any]:
+            return score_result(item, model.name, call_once(model, item.prompt, call), plan)
+
+        run_concurrently([lambda m=m: answer(m) for m in models], stored)
+
+
+def score_result(item: BenchmarkItem, model: str, outcome: GenerationResult | dict[str, Any],
+                 plan: ScoringPlan) -> dict[str, Any]:
+    """The stored row of one answer: correct when it answered and every scorer passed."""
+    if not isinstance(outcome, GenerationResult):
+        return {"item_id": item.id, "task": item.task, "model": model, "request_id": outcome["request_id"],
+                "status": "error", "correct": False, "scores": [],
+                "error": {"code": outcome["code"], "message": outcome["message"]}}
+    scores = plan.score_answer(outcome.response, item.prompt)
+    return {
+        "item_id": item.id, "task": item.task, "model": model, "request_id": outcome.request_id,
+        "status": "success", "response": outcome.response, "score": mean_score(scores),
+        "correct": bool(scores) and all(s.passed for s in scores), "latency": outcome.latency,
+        "cost": outcome.cost, "tokens": outcome.tokens, "scores": [s.to_dict() for s in scores],
+    }

@@ -1,0 +1,34 @@
+"""Errors of the comparison service; they carry the code and HTTP status the API answers with."""
+
+from __future__ import annotations
+
+from models.errors import ModelError
+
+
+class ComparisonConfigError(ModelError):
+    """The caller asked for something invalid: a bad scorer spec, weights or dataset."""
+
+    code = "invalid_comparison"
+    http_status = 400
+
+
+class InvalidScorerError(ComparisonConfigError):
+    code = "invalid_scorer"
+
+
+class InvalidWeightsError(ComparisonConfigError):
+    code = "invalid_weights"
+
+
+class InvalidDatasetError(ComparisonConfigError):
+    code = "invalid_dataset"
+
+
+class ComparisonNotFoundError(ModelError):
+    code = "comparison_not_found"
+    http_status = 404
+
+
+class BenchmarkNotFoundError(ModelError):
+    code = "benchmark_not_found"
+    http_status = 404

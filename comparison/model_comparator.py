@@ -1,0 +1,207 @@
+"""Side-by-side comparison: the models answer one prompt concurrently, are scored, and a winner is explained.
+
+The winner rule is documented in `comparison.winner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
+from typing import TYPE_CHECKING, Any
+
+from comparison.errors import ComparisonConfigError
+from comparison.execution import CallParams, ModelRun, latency_stats, run_concurrently, run_model
+from comparison.scorers import Score
+from comparison.scoring import ScoringPlan, build_scoring, mean_score
+from comparison.winner import Candidate, decide, resolve_weights
+from models.base_model import BaseModel
+from models.model_registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from comparison.comparison_store import ComparisonStore
+
+MAX_REPETITIONS = 20
+
+
+class ModelComparator:
+    """Compares models; `ModelComparator()` uses the default registry and stores every comparison."""
+
+    def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None) -> None:
+        self.registry = registry or ModelRegistry()
+        if store is None:
+            from comparison.comparison_store import ComparisonStore
+
+            store = ComparisonStore(self.registry.engine)
+        self.store = store
+
+    def compare_models(
+        self,
+        models: Sequence[str],
+        prompt: str,
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        scorers: Sequence[Mapping[str, Any]] | None = None,
+        reference: str | None = None,
+        weights: Mapping[str, float] | None = None,
+        repetitions: int = 1,
+        user_id: str | None = None,
+        tags: list[str] | None = None,
+        api_key_id: str | None = None,
+        save: bool = True,
+        on_model_done: Callable[[str], None] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Run, score and rank `models` on `prompt`; returns {prompt, results, winner, comparison_metrics, ...}."""
+        resolved = self._resolve(models, repetitions)
+        plan = build_scoring(scorers, self.registry, reference)
+        if weights is not None:
+            resolve_weights(weights, plan.active)
+        call = CallParams(system, temperature, max_tokens, user_id, tags, dict(params), api_key_id)
+        tasks = [self._task(model, prompt, call, repetitions, plan) for model in resolved]
+        done = (lambda item: on_model_done(item[0].model)) if on_model_done else None
+        outcomes, wall_time = run_concurrently(tasks, done)
+        entries = [_entry(run, scores) for run, scores in outcomes]
+        pairwise = self._pairwise(plan, prompt, entries)
+        decision = decide([_candidate(e, plan.active) for e in entries], weights)
+        for entry in entries:
+            entry["total_score"] = decision.totals.get(entry["model"])
+            entry["outcome"] = decision.outcomes[entry["model"]]
+        comparison = {
+            "prompt": prompt,
+            "results": entries,
+            "winner": decision.winner,
+            "winner_details": decision.to_dict(),
+            "explanation": decision.explanation,
+            "comparison_metrics": _metrics(entries, wall_time, repetitions, pairwise),
+            "params": call.public(),
+            "scorers": [dict(spec) for spec in scorers or ()],
+            "reference": reference,
+            "repetitions": repetitions,
+        }
+        if pairwise:
+            comparison["pairwise"] = pairwise
+        if save and self.store is not None:
+            comparison["id"] = self.store.save_comparison(comparison)
+        return comparison
+
+    def _resolve(self, names: Sequence[str], repetitions: int) -> list[BaseModel]:
+        if isinstance(names, str) or not names:
+            raise ComparisonConfigError("Give a non-empty list of model names")
+        if not 1 <= repetitions <= MAX_REPETITIONS:
+            raise ComparisonConfigError(f"repetitions must be between 1 and {MAX_REPETITIONS}")
+        resolved = [self.registry.get_model(name) for name in names]
+        seen = [m.name for m in resolved]
+        if len(set(seen)) != len(seen):
+            raise ComparisonConfigError("Each model may appear only once", details={"models": seen})
+        return resolved
+
+    @staticmethod
+    def _task(model: BaseModel, prompt: str, call: CallParams, repetitions: int,
+              plan: ScoringPlan) -> Callable[[], tuple[ModelRun, list[list[Score]]]]:
+        def task() -> tuple[ModelRun, list[list[Score]]]:
+            run = run_model(model, prompt, call, repetitions)
+            return run, [plan.score_answer(result.response, prompt) for result in run.results]
+
+        return task
+
+    @staticmethod
+    def _pairwise(plan: ScoringPlan, prompt: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Judge every pair of answers in both orders; each model gets its share of pairwise points."""
+        judge = plan.pairwise
+        answered = [e for e in entries if e["status"] == "success"]
+        if judge is None or len(answered) < 2:
+            return []
+        pairs = list(combinations(answered, 2))
+        tasks = [lambda a=a, b=b: judge.compare(prompt, a["response"], b["response"]) for a, b in pairs]
+        verdicts, _ = run_concurrently(tasks)
+        points = {e["model"]: 0.0 for e in answered}
+        report = []
+        for (a, b), verdict in zip(pairs, verdicts, strict=True):
+            share = {"first": (1.0, 0.0), "second": (0.0, 1.0), "tie": (0.5, 0.5)}[verdict["outcome"]]
+            points[a["model"]] += share[0]
+            points[b["model"]] += share[1]
+            winner = {"first": a["model"], "second": b["model"]}.get(verdict["outcome"])
+            report.append({"model_a": a["model"], "model_b": b["model"], "winner": winner, **verdict})
+        for entry in answered:
+            score = points[entry["model"]] / (len(answered) - 1)
+            entry["scores"].append(Score("pairwise", score, score > 0.5).to_dict())
+            decided = [s["score"] for s in entry["scores"] if s["score"] is not None]
+            entry["quality"] = sum(decided) / len(decided)
+        return report
+
+
+def _entry(run: ModelRun, scores_per_answer: list[list[Score]]) -> dict[str, Any]:
+    """One model's line of the result, in the original shape plus latency spread, scores and errors."""
+    stats = latency_stats([r.latency for r in run.results])
+    costs = [r.cost for r in run.results]
+    first = run.results[0] if run.results else None
+    scores = _aggregate(scores_per_answer)
+    entry: dict[str, Any] = {
+        "model": run.model,
+        "status": "success" if run.ok else "error",
+        "response": first.response if first else None,
+        "tokens": first.tokens if first else None,
+        "total_tokens": sum(r.tokens or 0 for r in run.results),
+        "input_tokens": first.input_tokens if first else None,
+        "output_tokens": first.output_tokens if first else None,
+        "latency": stats["median"],
+        "cost": sum(costs) / len(costs) if costs and None not in costs else None,
+        "total_cost": sum(costs) if costs and None not in costs else None,
+        "request_id": first.request_id if first else (run.errors[0]["request_id"] if run.errors else None),
+        "request_ids": run.request_ids,
+        "latency_stats": stats,
+        "failures": len(run.errors),
+        "scores": [s.to_dict() for s in scores],
+        "quality": mean_score(scores) if scores else None,
+    }
+    if not run.ok:
+        entry["error"] = {"code": run.errors[-1]["code"], "message": run.errors[-1]["message"]}
+    return entry
+
+
+def _aggregate(scores_per_answer: list[list[Score]]) -> list[Score]:
+    """One score per scorer over repeated answers: the mean score, passing only if every answer passed."""
+    if len(scores_per_answer) <= 1:
+        return scores_per_answer[0] if scores_per_answer else []
+    merged = []
+    for column in zip(*scores_per_answer, strict=True):
+        decided = [s.score for s in column if s.score is not None]
+        merged.append(Score(
+            column[0].scorer, sum(decided) / len(decided) if decided else None, all(s.passed for s in column),
+            detail=column[0].detail, request_ids=[rid for s in column for rid in s.request_ids],
+            cost=sum(s.cost for s in column if s.cost is not None) or None,
+        ))
+    return merged
+
+
+def _candidate(entry: dict[str, Any], scored: bool) -> Candidate:
+    ok = entry["status"] == "success"
+    return Candidate(entry["model"], ok, entry["quality"] if scored else None, entry["latency"], entry["cost"])
+
+
+def _metrics(entries: list[dict[str, Any]], wall_time: float, repetitions: int,
+             pairwise: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate figures: wall time against the sequential sum, fastest/cheapest/best, totals."""
+    ok = [e for e in entries if e["status"] == "success"]
+    sequential = sum(e["latency_stats"]["median"] * e["latency_stats"]["runs"] for e in ok)
+    priced = [e for e in ok if e["cost"] is not None]
+    scored = [e for e in ok if e["quality"] is not None]
+    judge_costs = [s["cost"] for e in entries for s in e["scores"] if s.get("cost") is not None]
+    judge_costs += [p["cost"] for p in pairwise if p.get("cost") is not None]
+    return {
+        "wall_time": wall_time,
+        "sequential_latency": sequential,
+        "speedup": sequential / wall_time if wall_time > 0 and sequential else None,
+        "fastest_model": min(ok, key=lambda e: e["latency"])["model"] if ok else None,
+        "cheapest_model": min(priced, key=lambda e: e["cost"])["model"] if priced else None,
+        "best_quality_model": max(scored, key=lambda e: e["quality"])["model"] if scored else None,
+        "avg_latency": sum(e["latency"] for e in ok) / len(ok) if ok else None,
+        "total_cost": sum(e["total_cost"] for e in priced) if priced else None,
+        "judge_cost": sum(judge_costs) if judge_costs else None,
+        "total_tokens": sum(e["total_tokens"] for e in ok),
+        "successful": len(ok),
+        "failed": len(entries) - len(ok),
+        "repetitions": repetitions,
+    }

@@ -1,0 +1,76 @@
+"""Reads and writes benchmark runs and their per-answer results; progress is the count of results stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from storage.clock import utcnow
+from storage.comparison_tables import benchmark_results, benchmark_runs
+from storage.database import read, write
+
+RESULT_FIELDS = ("item_id", "task", "model", "request_id", "status", "response", "score", "correct",
+                 "latency", "cost", "tokens", "scores", "error")
+
+
+class BenchmarkRepository:
+    """One row per run, one row per (item, model) answer; each method is its own unit of work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any]) -> int:
+        now = utcnow()
+        with write(self.engine) as conn:
+            return int(conn.execute(benchmark_runs.insert().values(
+                created_at=now, updated_at=now, status="pending", dataset=dataset, models=models,
+                params=params, total=total, completed=0,
+            )).inserted_primary_key[0])
+
+    def set_status(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
+                   error: str | None = None) -> None:
+        now = utcnow()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status in ("completed", "failed"):
+            values["finished_at"] = now
+        if report is not None:
+            values["report"] = report
+        if error is not None:
+            values["error"] = error
+        with write(self.engine) as conn:
+            conn.execute(update(benchmark_runs).where(benchmark_runs.c.id == run_id).values(**values))
+
+    def add_result(self, run_id: int, result: dict[str, Any]) -> int:
+        """Store one answer and advance the run's progress in the same transaction; returns `completed`."""
+        row = {key: result.get(key) for key in RESULT_FIELDS}
+        with write(self.engine) as conn:
+            conn.execute(benchmark_results.insert().values(run_id=run_id, created_at=utcnow(), **row))
+            conn.execute(update(benchmark_runs).where(benchmark_runs.c.id == run_id).values(
+                completed=benchmark_runs.c.completed + 1, updated_at=utcnow()))
+            return int(conn.execute(
+                select(benchmark_runs.c.completed).where(benchmark_runs.c.id == run_id)).scalar_one())
+
+    def get(self, run_id: int) -> dict[str, Any] | None:
+        with read(self.engine) as conn:
+            row = conn.execute(select(benchmark_runs).where(benchmark_runs.c.id == run_id)).mappings().first()
+        return _iso(dict(row)) if row else None
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        query = select(benchmark_runs).order_by(benchmark_runs.c.id.desc()).limit(limit)
+        with read(self.engine) as conn:
+            return [_iso(dict(row)) for row in conn.execute(query).mappings()]
+
+    def results(self, run_id: int) -> list[dict[str, Any]]:
+        query = select(*(benchmark_results.c[k] for k in RESULT_FIELDS)).where(benchmark_results.c.run_id == run_id)
+        with read(self.engine) as conn:
+            return [dict(row) for row in conn.execute(query.order_by(benchmark_results.c.id)).mappings()]
+
+
+def _iso(data: dict[str, Any]) -> dict[str, Any]:
+    for key in ("created_at", "updated_at", "finished_at"):
+        if isinstance(data.get(key), datetime):
+            data[key] = data[key].isoformat() + "Z"
+    data["id"] = int(data["id"])
+    return data

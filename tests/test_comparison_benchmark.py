@@ -1,0 +1,145 @@
+"""Benchmarks: the dataset format, runs over FakeModels, progress, stored results, reports and recommendation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from comparison.dataset import load_dataset, parse_dataset
+from comparison.errors import BenchmarkNotFoundError, ComparisonConfigError, InvalidDatasetError
+from comparison.reports import percentile, recommend, render_markdown
+from comparison.scorers import build_reference_scorer
+from tests.fakes import FakeModel
+
+ITEMS = [
+    {"id": "q1", "task": "qa", "prompt": "Capital of France?", "reference": "Paris"},
+    {"id": "q2", "task": "qa", "prompt": "Largest planet?", "reference": "Jupiter"},
+    {"id": "x1", "task": "extraction", "prompt": "Extract name as JSON",
+     "scorers": [{"type": "json", "expected": {"name": "Ann"}}]},
+]
+
+
+def _dataset(items=ITEMS):
+    return parse_dataset([json.dumps(item) for item in items], "mini")
+
+
+def test_builtin_dataset_covers_the_four_tasks():
+    dataset = load_dataset()
+    assert len(dataset.items) >= 20
+    tasks = {item.task for item in dataset.items}
+    assert {"factual_qa", "extraction", "summarization", "classification"} <= tasks
+    assert all(item.scorers for item in dataset.items)
+    assert len(dataset.select(tasks=["extraction"]).items) == sum(i.task == "extraction" for i in dataset.items)
+    assert len(dataset.select(limit=4).items) == 4
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    (["{not json"], "Line 1: not valid JSON"),
+    (['{"id": "a"}'], "non-empty 'prompt'"),
+    (['{"prompt": "p", "scorers": [{"type": "exact"}]}'], "needs a non-empty 'reference'"),
+    (['{"id": "a", "prompt": "p"}', '{"id": "a", "prompt": "q"}'], "Line 2: duplicate item id"),
+    ([""], "has no items"),
+])
+def test_invalid_datasets_name_the_problem(lines, message):
+    with pytest.raises(InvalidDatasetError, match=message):
+        parse_dataset(lines, "bad")
+
+
+def test_reference_without_scorers_defaults_to_contains():
+    assert _dataset().items[0].scorers == [{"type": "contains"}]
+
+
+def test_benchmark_run_reports_accuracy_latency_and_cost(svc):
+    good = FakeModel("good").enqueue("It is Paris", "Jupiter", '{"name": "Ann"}')
+    poor = FakeModel("poor", pricing=None).enqueue("Paris", RuntimeError("boom"), "no json")
+    for model in (good, poor):
+        svc.registry.register_model(model)
+    progress: list[tuple[int, int]] = []
+    run_id, report = svc.benchmarks.run(["good", "poor"], _dataset(), on_progress=lambda d, t: progress.append((d, t)))
+    assert sorted(progress) == [(n, 6) for n in range(1, 7)]
+    by_model = {s["model"]: s for s in report["models"]}
+    assert by_model["good"]["accuracy"] == 1.0 and by_model["good"]["correct"] == 3
+    assert by_model["poor"]["accuracy"] == pytest.approx(1 / 3) and by_model["poor"]["errors"] == 1
+    results = svc.comparison_store.benchmark_results(run_id)
+    logged = sum(svc.request_log.get(r["request_id"])["cost"] for r in results if r["model"] == "good")
+    assert by_model["good"]["total_cost"] == pytest.approx(logged)
+    assert by_model["good"]["cost_per_correct"] == pytest.approx(logged / 3)
+    assert by_model["poor"]["total_cost"] is None and by_model["poor"]["cost_per_correct"] is None
+    assert by_model["good"]["latency_p50"] is not None and by_model["good"]["by_task"]["qa"]["correct"] == 2
+    assert report["recommendation"]["best_quality"]["model"] == "good"
+    assert report["recommendation"]["cheapest_meeting_bar"]["model"] == "good"
+    run = svc.comparison_store.get_benchmark(run_id)
+    assert run["status"] == "completed" and run["progress"] == {"completed": 6, "total": 6, "percent": 100.0}
+    assert run["report"] == report
+    assert all(r["request_id"] for r in results)
+    assert {r["source"] for r in svc.request_log.list(source="comparison")} == {"comparison"}
+
+
+def test_background_run_and_failure_is_recorded(svc, monkeypatch):
+    svc.registry.register_model(FakeModel("m"))
+    run_id = svc.benchmarks.start(["m"], _dataset())
+    assert svc.benchmarks.wait(run_id, timeout=10)
+    assert svc.comparison_store.get_benchmark(run_id)["status"] == "completed"
+    with pytest.raises(ComparisonConfigError, match="already been started"):
+        svc.benchmarks.execute(run_id)  # running a finished run again would double its results
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("scoring broke")
+
+    monkeypatch.setattr("comparison.benchmark.build_report", explode)
+    failed = svc.benchmarks.start(["m"], _dataset())
+    assert svc.benchmarks.wait(failed, timeout=10)
+    run = svc.comparison_store.get_benchmark(failed)
+    assert run["status"] == "failed" and "scoring broke" in run["error"]
+    with pytest.raises(BenchmarkNotFoundError):
+        svc.comparison_store.get_benchmark(12345)
+
+
+def test_percentile_matches_linear_interpolation():
+    values = [0.1, 0.2, 0.3, 0.4, 1.0]
+    assert percentile(values, 50) == pytest.approx(0.3)
+    assert percentile(values, 95) == pytest.approx(0.88)  # numpy.percentile(values, 95)
+    assert percentile([0.5], 95) == 0.5 and percentile([], 50) is None
+
+
+def test_recommendation_cheapest_meeting_the_bar_and_fastest():
+    def summary(model, accuracy, cost, p50):
+        return {"model": model, "answered": 10, "accuracy": accuracy, "mean_score": accuracy,
+                "total_cost": cost, "latency_p50": p50}
+
+    rec = recommend([summary("big", 0.95, 0.50, 2.0), summary("mid", 0.8, 0.05, 1.0),
+                     summary("tiny", 0.4, 0.0, 0.2)], quality_bar=0.75)
+    assert (rec["best_quality"]["model"], rec["cheapest_meeting_bar"]["model"], rec["fastest"]["model"]) == (
+        "big", "mid", "tiny")
+    nobody = recommend([summary("tiny", 0.4, 0.0, 0.2)], quality_bar=0.75)
+    assert nobody["cheapest_meeting_bar"]["model"] is None and "no priced model" in nobody["cheapest_meeting_bar"][
+        "reason"]
+
+
+def test_markdown_report(svc):
+    svc.registry.register_model(FakeModel("md").enqueue("Paris"))
+    _, report = svc.benchmarks.run(["md"], _dataset(ITEMS[:1]))
+    text = render_markdown(report)
+    assert text.startswith("# Benchmark run")
+    assert "| md | 100.0% (1/1) |" in text and "Cost per correct" in text
+    assert "**Best quality:** md" in text
+
+
+@pytest.mark.parametrize(("item_id", "answer", "correct"), [
+    ("classify-great-phone", "The sentiment of the text is positive.", True),
+    ("classify-broken-kettle", "The text is positive.", False),
+    ("classify-broken-kettle", "Negative.", True),
+    ("classify-movie", "negative, not positive", False),
+    ("classify-spam", "The message is spam.", True),
+    ("classify-spam", "not spam", False),
+    ("classify-meeting", "Not spam.", True),
+    ("classify-meeting", "spam", False),
+    ("extract-person", '```json\n{"name": "Maria Lopez", "age": 34}\n```', True),
+    ("extract-person", '{"name": "Maria Lopez", "age": "34"}', False),
+    ("qa-france-capital", "The capital of France is Paris.", True),
+])
+def test_builtin_items_score_real_answers(item_id, answer, correct):
+    item = next(i for i in load_dataset().items if i.id == item_id)
+    scores = [build_reference_scorer(spec, item.reference).score(answer, item.prompt) for spec in item.scorers]
+    assert all(s.passed for s in scores) is correct
