@@ -1,0 +1,111 @@
+"""Metrics, costs and Prometheus endpoints, plus `flask monitoring ...` maintenance commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import click
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from api.validation import parse_query
+from api.wiring import services
+from models.errors import UnknownModelError
+from monitoring.prometheus import exposition
+from monitoring.windows import TimeRange, time_range
+from storage.rollup_rebuild import rebuild_rollups
+from storage.rollups import purge_raw_rows
+
+bp = Blueprint("monitoring", __name__, cli_group="monitoring")
+
+Window = Literal["1h", "24h", "7d", "30d", "all"]
+
+
+class RangeQuery(BaseModel):
+    """`window=1h|24h|7d|30d|all`, or ISO `since`/`until` (UTC when no offset is given); optional `model`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Window | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    model: str | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _naive_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_say_when(self) -> RangeQuery:
+        if self.window and (self.since or self.until):
+            raise ValueError("give either window or since/until, not both")
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+    def span(self, default_window: str | None = None) -> TimeRange:
+        explicit = self.window or self.since or self.until
+        return time_range(self.window if explicit else default_window, self.since, self.until)
+
+    def canonical_model(self) -> str | None:
+        """An alias names the same model; names the registry does not know (history, external) pass through."""
+        if self.model is None:
+            return None
+        try:
+            return services().registry.resolve(self.model)
+        except UnknownModelError:
+            return self.model
+
+
+class HistoryQuery(RangeQuery):
+    bucket: Literal["hour", "day"] = "hour"
+
+
+@bp.get("/api/metrics")
+def metrics():  # noqa: ANN201
+    query = parse_query(RangeQuery)
+    window = query.window or (None if query.since or query.until else "all")
+    return jsonify({"window": window, **services().metrics.report(query.span(), query.canonical_model())})
+
+
+@bp.get("/api/metrics/history")
+def metrics_history():  # noqa: ANN201
+    query = parse_query(HistoryQuery)
+    span = query.span("24h" if query.bucket == "hour" else "30d")
+    points = services().metrics.history(span, query.bucket, query.canonical_model())
+    return jsonify({**span.to_dict(), "bucket": query.bucket, "history": points, "count": len(points)})
+
+
+@bp.get("/api/costs")
+def costs():  # noqa: ANN201
+    query = parse_query(RangeQuery)
+    return jsonify(services().costs.report(query.span(), query.canonical_model()))
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    return Response(exposition(services().budgets), content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.cli.command("purge")
+@click.option("--days", type=click.IntRange(min=1), help="Override RETENTION_DAYS.")
+def purge(days: int | None) -> None:
+    """Delete raw request-log rows older than RETENTION_DAYS; hourly rollups keep their figures."""
+    days = days or services().settings.retention_days
+    if not days:
+        raise click.UsageError("Set RETENTION_DAYS or pass --days")
+    deleted = purge_raw_rows(services().engine, days)
+    click.echo(f"Deleted {deleted} request-log rows older than {days} days")
+
+
+@bp.cli.command("rebuild-rollups")
+@click.option("--since", type=click.DateTime(), help="Rebuild only hours from this UTC time on.")
+def rebuild(since: datetime | None) -> None:
+    """Recompute the hourly rollups from the raw request log."""
+    rows = rebuild_rollups(services().engine, since)
+    click.echo(f"Rebuilt rollups from {rows} request-log rows")

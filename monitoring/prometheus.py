@@ -1,0 +1,61 @@
+"""Prometheus exposition read from the rollups at scrape time, so every worker process reports the same totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitoring.budgets import BudgetService
+from storage import rollup_reads
+from storage.rollups import STATUS_COLUMNS, iter_bucket_bounds
+
+TOKEN_TYPES = {"input": "input_tokens", "output": "output_tokens", "thinking": "thinking_tokens",
+               "cached": "cached_tokens"}
+
+
+class RollupCollector(Collector):
+    """Request, latency, token and cost totals per model, and the remaining amount of every budget."""
+
+    def __init__(self, budgets: BudgetService) -> None:
+        self.budgets = budgets
+        self.engine = budgets.engine
+
+    def collect(self) -> Iterator[Metric]:
+        totals = rollup_reads.totals_by_model(self.engine, None, None)
+        requests = CounterMetricFamily("ai_model_requests", "Model calls recorded, by status",
+                                       labels=["model", "status"])
+        tokens = CounterMetricFamily("ai_model_tokens", "Tokens reported by providers, by type",
+                                     labels=["model", "type"])
+        cost = CounterMetricFamily("ai_model_cost", "Recorded cost in USD", labels=["model"])
+        duration = HistogramMetricFamily("ai_model_request_duration_seconds", "Model call latency",
+                                         labels=["model"])
+        for model, sums in totals.items():
+            for status, column in STATUS_COLUMNS.items():
+                requests.add_metric([model, status], sums[column])
+            for kind, column in TOKEN_TYPES.items():
+                tokens.add_metric([model, kind], sums[column])
+            cost.add_metric([model], sums["cost"])
+            duration.add_metric([model], _cumulative(sums), sum_value=sums["latency_sum"])
+        remaining = GaugeMetricFamily("ai_budget_remaining", "USD left in the budget's current window",
+                                      labels=["budget"])
+        for budget in self.budgets.list():
+            remaining.add_metric([budget["name"]], budget["current"]["remaining"])
+        yield from (requests, duration, tokens, cost, remaining)
+
+
+def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:
+    buckets, running = [], 0
+    for column, bound in iter_bucket_bounds():
+        running += sums[column]
+        buckets.append(("+Inf" if bound == float("inf") else repr(round(bound, 6)), running))
+    return buckets
+
+
+def exposition(budgets: BudgetService) -> bytes:
+    """The text exposition format for one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RollupCollector(budgets))
+    return generate_latest(registry)

@@ -1,0 +1,190 @@
+"""Budgets, their in-flight cost reservations and their alerts; the database arbitrates between processes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from storage.clock import utcnow
+from storage.database import is_sqlite, metadata, read, write
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("scope", String(10), nullable=False),
+    Column("target", String(200)),
+    Column("period", String(10), nullable=False),
+    Column("limit_usd", Float, nullable=False),
+    Column("hard_limit", Boolean, nullable=False),
+    Column("alert_thresholds", JSON, nullable=False),
+    Column("webhook_url", String(2000)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+budget_reservations = Table(
+    "budget_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("budget_id", Integer, ForeignKey("budgets.id", ondelete="CASCADE"), nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_budget_reservations_window", "budget_id", "window_start"),
+    Index("ix_budget_reservations_request", "request_id"),
+)
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("budget_id", Integer, ForeignKey("budgets.id", ondelete="SET NULL")),
+    Column("budget_name", String(200), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("window_end", DateTime),
+    Column("spend", Float, nullable=False),
+    Column("limit_usd", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("webhook_status", String(20)),
+    Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("budget_id", "window_start", "threshold", name="uq_budget_alerts_window_threshold"),
+)
+
+
+class BudgetNameTakenError(ValueError):
+    """Another budget already has this name."""
+
+
+class BudgetStore:
+    """CRUD for budgets plus the atomic pieces the budget guard composes in one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, **values: Any) -> dict[str, Any]:
+        now = utcnow()
+        with write(self.engine) as conn:
+            self._check_name(conn, values["name"], None)
+            new_id = conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now))
+            budget_id = int(new_id.inserted_primary_key[0])
+        return self.get(budget_id)  # type: ignore[return-value]
+
+    def update(self, budget_id: int, **values: Any) -> dict[str, Any] | None:
+        with write(self.engine) as conn:
+            if "name" in values:
+                self._check_name(conn, values["name"], budget_id)
+            result = conn.execute(
+                update(budgets).where(budgets.c.id == budget_id).values(**values, updated_at=utcnow())
+            )
+            if result.rowcount == 0:
+                return None
+        return self.get(budget_id)
+
+    def delete(self, budget_id: int) -> bool:
+        with write(self.engine) as conn:
+            return conn.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount > 0
+
+    def get(self, budget_id: int) -> dict[str, Any] | None:
+        with read(self.engine) as conn:
+            row = conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().first()
+        return dict(row) if row else None
+
+    def list(self) -> list[dict[str, Any]]:
+        with read(self.engine) as conn:
+            return [dict(row) for row in conn.execute(select(budgets).order_by(budgets.c.id)).mappings()]
+
+    @staticmethod
+    def _check_name(conn: Connection, name: str, budget_id: int | None) -> None:
+        query = select(budgets.c.id).where(budgets.c.name == name)
+        existing = conn.execute(query).scalar()
+        if existing is not None and existing != budget_id:
+            raise BudgetNameTakenError(name)
+
+    # The pieces below run on the caller's connection, inside its write transaction.
+
+    @staticmethod
+    def lock(conn: Connection, budget_ids: list[int]) -> None:
+        """Serialize reservers of these budgets: row locks on PostgreSQL (SQLite's BEGIN IMMEDIATE already has)."""
+        if not is_sqlite(conn) and budget_ids:
+            conn.execute(
+                select(budgets.c.id).where(budgets.c.id.in_(budget_ids)).order_by(budgets.c.id).with_for_update()
+            )
+
+    @staticmethod
+    def reserved(conn: Connection, budget_id: int, window_start: datetime, fresh_after: datetime) -> float:
+        """Cost held by calls still in flight in this window (reservations older than `fresh_after` expired)."""
+        query = select(func.sum(budget_reservations.c.amount)).where(
+            budget_reservations.c.budget_id == budget_id,
+            budget_reservations.c.window_start == window_start,
+            budget_reservations.c.created_at > fresh_after,
+        )
+        return float(conn.execute(query).scalar() or 0.0)
+
+    @staticmethod
+    def reserve(conn: Connection, budget_id: int, window_start: datetime, request_id: str, amount: float) -> None:
+        conn.execute(budget_reservations.insert().values(
+            budget_id=budget_id, window_start=window_start, request_id=request_id, amount=amount,
+            created_at=utcnow(),
+        ))
+
+    def release(self, request_id: str, expired_before: datetime) -> None:
+        """Drop a settled call's reservations, and any left behind by a crashed process."""
+        with write(self.engine) as conn:
+            conn.execute(delete(budget_reservations).where(
+                (budget_reservations.c.request_id == request_id)
+                | (budget_reservations.c.created_at <= expired_before)
+            ))
+
+    # Alerts.
+
+    def add_alert(self, **values: Any) -> dict[str, Any] | None:
+        """Persist an alert once per budget, window and threshold; None when it already exists."""
+        with write(self.engine) as conn:
+            insert = sqlite_insert if is_sqlite(conn) else pg_insert
+            stmt = insert(budget_alerts).values(**values, created_at=utcnow()).on_conflict_do_nothing(
+                index_elements=["budget_id", "window_start", "threshold"]
+            ).returning(budget_alerts.c.id)
+            alert_id = conn.execute(stmt).scalar()
+            if alert_id is None:
+                return None
+            row = conn.execute(select(budget_alerts).where(budget_alerts.c.id == alert_id)).mappings().one()
+        return dict(row)
+
+    def set_webhook_status(self, alert_id: int, status: str, attempts: int) -> None:
+        with write(self.engine) as conn:
+            conn.execute(update(budget_alerts).where(budget_alerts.c.id == alert_id).values(
+                webhook_status=status, webhook_attempts=attempts))
+
+    def alerts(self, limit: int = 100, budget_id: int | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(budget_alerts).order_by(budget_alerts.c.id.desc()).limit(limit)
+        if budget_id is not None:
+            query = query.where(budget_alerts.c.budget_id == budget_id)
+        with read(self.engine) as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
