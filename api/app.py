@@ -13,10 +13,14 @@ if __package__ in (None, ""):  # started as `python api/app.py`: make the projec
 
 from flask import Flask
 
+from api.auth import Authenticator, register_auth
 from api.cli import register_cli
+from api.comparison_cli import register_comparison_cli
 from api.errors import register_error_handlers
+from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
-from api.wiring import EXTENSION_KEY, build_services
+from api.wiring import EXTENSION_KEY, build_services, services
+from storage.api_key_store import ApiKeyStore
 from storage.settings import Settings
 
 
@@ -36,15 +40,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     register_error_handlers(app)
     register_request_context(app)
+    register_auth(app, Authenticator(settings, ApiKeyStore(services(app).engine)))
+    register_rate_limits(app, settings)
     register_cli(app)
+    register_comparison_cli(app)
     _register_blueprints(app)
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
-    from api import generate, health
+    from api import budgets, comparison, experiments, generate, health, monitoring, workflows
 
-    for module in (health, generate):
+    for module in (health, generate, experiments, workflows, comparison, monitoring, budgets):
         app.register_blueprint(module.bp)
 
 
