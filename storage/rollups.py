@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.clock import utcnow
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import metadata, read, write
 
 # Upper bounds (seconds) of the latency buckets: 5 ms x 2^(k/3), ~26% apart, up to ~327 s; plus overflow.
 LATENCY_BOUNDS: tuple[float, ...] = tuple(0.005 * 2 ** (k / 3) for k in range(49))
@@ -144,12 +145,29 @@ def apply_row(conn: Connection, row: Mapping[str, Any], sign: int = 1) -> None:
 
 def _upsert(conn: Connection, table: Table, keys: dict[str, Any], counters: dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT DO UPDATE adding to the counters: atomic under concurrent writers."""
-    insert = sqlite_insert if is_sqlite(conn) else pg_insert
-    stmt = insert(table).values(**keys, **counters)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={name: table.c[name] + stmt.excluded[name] for name in counters}
+    params = dict.fromkeys(_counter_columns(table), 0)
+    params.update(keys)
+    params.update(counters)
+    conn.execute(_upsert_statement(conn.dialect.name, table), params)
+
+
+def _counter_columns(table: Table) -> list[str]:
+    return [column.name for column in table.columns if not column.primary_key]
+
+
+@cache
+def _upsert_statement(dialect: str, table: Table) -> Any:
+    """One statement per table and dialect covering every counter (untouched ones add 0).
+
+    Built once and executed with parameters, so SQLAlchemy compiles it once: building a fresh statement
+    per call cost ~3 ms, most of the managed call path's overhead.
+    """
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[column.name for column in table.primary_key],
+        set_={name: table.c[name] + stmt.excluded[name] for name in _counter_columns(table)},
     )
-    conn.execute(stmt)
 
 
 def purge_raw_rows(engine: Engine, retention_days: int, now: datetime | None = None) -> int:
