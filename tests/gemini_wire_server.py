@@ -26,11 +26,12 @@ number of whitespace-separated words in the request's contents and system instru
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.wire_server import ScriptedServer, words
 
 ERROR_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -67,81 +68,19 @@ class WireReply:
     finish_reason: str = "STOP"
 
 
-class GeminiWireServer:
+class GeminiWireServer(ScriptedServer[WireReply]):
     """A threaded HTTP server on 127.0.0.1 with a random port; use as a context manager.
 
     With `api_key` set, requests whose `x-goog-api-key` differs get Gemini's answer to a bad key
     (400 INVALID_ARGUMENT with reason API_KEY_INVALID).
     """
 
-    def __init__(self, api_key: str | None = None) -> None:
-        self.api_key = api_key
-        self.requests: list[dict[str, Any]] = []
-        self._queue: list[WireReply] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def enqueue(self, *replies: WireReply) -> GeminiWireServer:
-        with self._lock:
-            self._queue.extend(replies)
-        return self
-
-    def reset(self) -> None:
-        """Forget recorded requests and queued replies (for a server shared by several tests)."""
-        with self._lock:
-            self.requests.clear()
-            self._queue.clear()
-
-    def start(self) -> GeminiWireServer:
-        handler = type("Handler", (_Handler,), {"wire": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="gemini-wire", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes handlers sleeping in a `delay`
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> GeminiWireServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    name = "gemini-wire"
 
     def requests_for(self, action: str) -> list[dict[str, Any]]:
         """The recorded requests of one action, e.g. `generateContent` or `streamGenerateContent`."""
         with self._lock:
             return [r for r in self.requests if r["action"] == action]
-
-    def _record(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def _next_reply(self) -> WireReply | None:
-        with self._lock:
-            return self._queue.pop(0) if self._queue else None
-
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 def request_text(body: dict[str, Any]) -> tuple[str, str]:
@@ -292,3 +231,6 @@ def _bad_key_body() -> dict[str, Any]:
     body["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                                  "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]
     return body
+
+
+GeminiWireServer.handler = _Handler

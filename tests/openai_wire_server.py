@@ -22,12 +22,13 @@ words of all messages, `completion_tokens` = the words of the reply, and no toke
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.wire_server import ScriptedServer, words
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
                404: "invalid_request_error", 408: "timeout", 429: "rate_limit_exceeded", 500: "server_error",
@@ -58,76 +59,20 @@ class WireReply:
     finish_reason: str = "stop"
 
 
-class OpenAIWireServer:
+class OpenAIWireServer(ScriptedServer[WireReply]):
     """A threaded HTTP server on 127.0.0.1 with a random port; use as a context manager.
 
     With `api_key` set, a request whose bearer token differs gets a 401 whose message echoes the token
     it was sent in full (worse than OpenAI, which masks it), so tests can prove we never repeat it.
     """
 
-    def __init__(self, api_key: str | None = None) -> None:
-        self.api_key = api_key
-        self.requests: list[dict[str, Any]] = []
-        self._queue: list[WireReply] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def enqueue(self, *replies: WireReply) -> OpenAIWireServer:
-        with self._lock:
-            self._queue.extend(replies)
-        return self
-
-    def start(self) -> OpenAIWireServer:
-        handler = type("Handler", (_Handler,), {"wire": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="openai-wire",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes handlers sleeping in a `delay`
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OpenAIWireServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    name = "openai-wire"
+    path_prefix = "/v1"
 
     def completions(self) -> list[dict[str, Any]]:
         """The recorded chat-completion request bodies, in order."""
         with self._lock:
             return [r["json"] for r in self.requests if r["path"].endswith("/chat/completions")]
-
-    def _record(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def _next_reply(self) -> WireReply | None:
-        with self._lock:
-            return self._queue.pop(0) if self._queue else None
-
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 def error_body(status: int, message: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -243,3 +188,6 @@ def _split_words(text: str) -> list[str]:
     """`"a b c"` -> `["a", " b", " c"]`: several chunks that join back to the text."""
     pieces = text.split(" ")
     return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+
+
+OpenAIWireServer.handler = _Handler
