@@ -1,10 +1,13 @@
-"""Shared set-up for the A/B tests: a registry with two fake models on the test database."""
+"""Shared set-up for the A/B tests (a pytest plugin, loaded by conftest): fake models, fixtures, outcome helpers."""
 
 from __future__ import annotations
+
+import pytest
 
 from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.traffic_router import TrafficRouter
 from models.model_registry import ModelRegistry
+from storage.database import create_db_engine, upgrade_schema
 from storage.settings import Settings
 from tests.fakes import FakeModel
 
@@ -17,6 +20,21 @@ def build(engine, settings: Settings) -> tuple[ExperimentManager, TrafficRouter,
         registry.register_model(model)
     manager = ExperimentManager(registry, engine)
     return manager, TrafficRouter(registry, manager), models
+
+
+@pytest.fixture
+def ab(engine, settings):
+    """On SQLite and PostgreSQL: for behaviour that depends on the database (locks, conflicts, sums)."""
+    return build(engine, settings)
+
+
+@pytest.fixture
+def ab_sqlite(sqlite_url, settings):
+    """SQLite only: for behaviour the database does not change (validation, analysis, call path)."""
+    engine = create_db_engine(sqlite_url)
+    upgrade_schema(engine)
+    yield build(engine, settings)
+    engine.dispose()
 
 
 def outcomes(variant: str, n: int, successes: int, **extra) -> list[dict]:

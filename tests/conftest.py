@@ -16,6 +16,8 @@ from storage.settings import Settings
 from tests.fakes import FakeModel
 from tests.gemini_wire_server import GeminiWireServer
 
+pytest_plugins = ["tests.ab_helpers"]
+
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
 

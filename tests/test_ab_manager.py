@@ -15,25 +15,11 @@ from ab_testing.errors import (
     InvalidTransitionError,
     UnknownVariantError,
 )
-from storage.database import create_db_engine, upgrade_schema
-from tests.ab_helpers import build, general, outcomes
+from tests.ab_helpers import general, outcomes
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "ab_reference.json").read_text())
 
 
-@pytest.fixture
-def ab(engine, settings):
-    """On SQLite and PostgreSQL: for behaviour that depends on the database (locks, conflicts, sums)."""
-    return build(engine, settings)
-
-
-@pytest.fixture
-def ab_sqlite(sqlite_url, settings):
-    """SQLite only: for behaviour the database does not change (validation, analysis, call path)."""
-    engine = create_db_engine(sqlite_url)
-    upgrade_schema(engine)
-    yield build(engine, settings)
-    engine.dispose()
 
 
 @pytest.fixture

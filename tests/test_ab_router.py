@@ -14,21 +14,6 @@ from storage.request_log import RequestLogRepository
 from tests.ab_helpers import build, general
 
 
-@pytest.fixture
-def ab(engine, settings):
-    """On SQLite and PostgreSQL: for behaviour that depends on the database (locks, conflicts, sums)."""
-    return build(engine, settings)
-
-
-@pytest.fixture
-def ab_sqlite(sqlite_url, settings):
-    """SQLite only: for behaviour the database does not change (validation, analysis, call path)."""
-    engine = create_db_engine(sqlite_url)
-    upgrade_schema(engine)
-    yield build(engine, settings)
-    engine.dispose()
-
-
 def test_thousand_users_split_evenly_and_stick_after_a_restart(sqlite_url, settings):
     engine = create_db_engine(sqlite_url)
     upgrade_schema(engine)
