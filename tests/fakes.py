@@ -27,6 +27,7 @@ class FakeModel(BaseModel):
         self.delay = delay
         self.chunk_words = chunk_words
         self.calls: list[GenerationRequest] = []
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call, time.monotonic()
         self._queue: list[str | BaseException] = []
         self._lock = threading.Lock()
 
@@ -42,8 +43,11 @@ class FakeModel(BaseModel):
         with self._lock:
             self.calls.append(request)
             answer = self._queue.pop(0) if self._queue else f"echo: {request.prompt}"
+        started = time.monotonic()
         if self.delay:
             time.sleep(self.delay)
+        with self._lock:
+            self.spans.append((started, time.monotonic()))
         if isinstance(answer, BaseException):
             raise answer
         words = answer.split(" ")
