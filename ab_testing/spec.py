@@ -42,6 +42,9 @@ class VariantSpec(BaseModel):
         return params
 
 
+MAX_COUNT = 10**12  # sample-size settings stay far inside a 64-bit database integer
+
+
 class ExperimentSpec(BaseModel):
     """The general form of an experiment; `start` creates it running instead of as a draft."""
 
@@ -55,8 +58,8 @@ class ExperimentSpec(BaseModel):
     primary_metric: str = Field(default="conversion", pattern=METRIC_NAME)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, ge=0.5, lt=1)
-    min_sample_size: int = Field(default=100, ge=2)
-    min_conversions: int = Field(default=25, ge=0)
+    min_sample_size: int = Field(default=100, ge=2, le=MAX_COUNT)
+    min_conversions: int = Field(default=25, ge=0, le=MAX_COUNT)
     mde: float | None = Field(default=0.05, gt=0, allow_inf_nan=False)
     start: bool = False
 

@@ -12,11 +12,14 @@ if __package__ in (None, ""):  # started as `python api/app.py`: make the projec
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask
+from flask_openapi3 import OpenAPI
 
 from api.auth import Authenticator, register_auth
 from api.cli import register_cli
 from api.comparison_cli import register_comparison_cli
 from api.errors import register_error_handlers
+from api.health import SERVICE_NAME, VERSION
+from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
 from api.wiring import EXTENSION_KEY, build_services, services
@@ -31,7 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         overrides={k: v for k, v in config.items() if k.isupper() and not k.startswith("FLASK_")}
     )
     _configure_logging(settings)
-    app = Flask(__name__)
+    app = create_openapi_app(__name__, SERVICE_NAME, VERSION)
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_content_length)
     app.json.sort_keys = False  # keep the documented key order in responses
     app.config.update({k: v for k, v in config.items() if k.isupper()})
@@ -48,11 +51,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _register_blueprints(app: Flask) -> None:
-    from api import budgets, comparison, experiments, generate, health, monitoring, workflows
+def _register_blueprints(app: OpenAPI) -> None:
+    from api import budgets, comparison, docs, experiments, generate, health, monitoring, workflows
 
     for module in (health, generate, experiments, workflows, comparison, monitoring, budgets):
-        app.register_blueprint(module.bp)
+        app.register_api(module.bp)
+    app.register_blueprint(docs.bp)
 
 
 def _configure_logging(settings: Settings) -> None:

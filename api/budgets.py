@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import ApiError
-from api.validation import parse_body, parse_query
+from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
 from api.wiring import services
 from models.errors import UnknownModelError
 from monitoring.budgets import BudgetPatch, BudgetSpec, InvalidBudgetError
 from storage.budget_store import BudgetNameTakenError
 
-bp = Blueprint("budgets", __name__, url_prefix="/api")
+bp = ApiBlueprint("budgets", __name__, url_prefix="/api")
 
 
 class AlertsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=100, ge=1, le=1000)
-    budget_id: int | None = None
+    budget_id: int | None = Field(default=None, ge=1, le=MAX_ROW_ID)
 
 
-@bp.post("/budgets")
-def create_budget():  # noqa: ANN201
-    spec = parse_body(BudgetSpec)
+class BudgetPath(BaseModel):
+    budget_id: RowId
+
+
+BUDGET = json_object("The budget with its current spend in the window")
+
+
+@bp.post("/budgets", responses={201: BUDGET})
+def create_budget(body: BudgetSpec):  # noqa: ANN201
+    """Create a budget on all calls, a model, a user, a tag or an API key."""
+    spec = body
     if spec.scope == "model":
         spec = spec.model_copy(update={"target": _canonical_model(spec.target)})
     try:
@@ -34,20 +42,24 @@ def create_budget():  # noqa: ANN201
     return jsonify(budget), 201
 
 
-@bp.get("/budgets")
+@bp.get("/budgets", responses={200: json_object("Every budget")})
 def list_budgets():  # noqa: ANN201
+    """All budgets with their spend."""
     budgets = services().budgets.list()
     return jsonify({"budgets": budgets, "count": len(budgets)})
 
 
-@bp.get("/budgets/<int:budget_id>")
-def get_budget(budget_id: int):  # noqa: ANN201
-    return jsonify(_found(services().budgets.get(budget_id), budget_id))
+@bp.get("/budgets/<int:budget_id>", responses={200: BUDGET})
+def get_budget(path: BudgetPath):  # noqa: ANN201
+    """One budget."""
+    return jsonify(_found(services().budgets.get(path.budget_id), path.budget_id))
 
 
-@bp.patch("/budgets/<int:budget_id>")
-def update_budget(budget_id: int):  # noqa: ANN201
-    changes = parse_body(BudgetPatch).model_dump(exclude_unset=True)
+@bp.patch("/budgets/<int:budget_id>", responses={200: BUDGET})
+def update_budget(path: BudgetPath, body: BudgetPatch):  # noqa: ANN201
+    """Change some of a budget's fields."""
+    budget_id = path.budget_id
+    changes = body.model_dump(exclude_unset=True)
     if changes.get("target") and (changes.get("scope") or _scope_of(budget_id)) == "model":
         changes["target"] = _canonical_model(changes["target"])
     try:
@@ -60,16 +72,17 @@ def update_budget(budget_id: int):  # noqa: ANN201
     return jsonify(_found(budget, budget_id))
 
 
-@bp.delete("/budgets/<int:budget_id>")
-def delete_budget(budget_id: int):  # noqa: ANN201
-    if not services().budgets.delete(budget_id):
-        raise _not_found(budget_id)
+@bp.delete("/budgets/<int:budget_id>", responses={204: None})
+def delete_budget(path: BudgetPath):  # noqa: ANN201
+    """Delete a budget."""
+    if not services().budgets.delete(path.budget_id):
+        raise _not_found(path.budget_id)
     return "", 204
 
 
-@bp.get("/alerts")
-def list_alerts():  # noqa: ANN201
-    query = parse_query(AlertsQuery)
+@bp.get("/alerts", responses={200: json_object("The newest alerts")})
+def list_alerts(query: AlertsQuery):  # noqa: ANN201
+    """Budget alerts, newest first, optionally of one budget."""
     alerts = services().budgets.alerts(query.limit, query.budget_id)
     return jsonify({"alerts": alerts, "count": len(alerts)})
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from flask import Blueprint, Response, g, jsonify, url_for
+from flask import Response, g, jsonify, url_for
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
-from api.validation import parse_body, parse_query
+from api.openapi import ApiBlueprint, RowId, json_object, text_body
 from api.wiring import services
 from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
 from comparison.model_comparator import MAX_REPETITIONS
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
 
-bp = Blueprint("comparison", __name__, url_prefix="/api")
+bp = ApiBlueprint("comparison", __name__, url_prefix="/api")
 
 
 class GenerationParams(BaseModel):
@@ -79,9 +79,20 @@ class BenchmarkRequest(BaseModel):
     quality_bar: float = Field(default=DEFAULT_QUALITY_BAR, ge=0, le=1)
 
 
-@bp.post("/compare")
-def compare():  # noqa: ANN201
-    body = parse_body(CompareRequest)
+class ComparisonPath(BaseModel):
+    comparison_id: RowId
+
+
+class BenchmarkPath(BaseModel):
+    run_id: RowId
+
+
+BENCHMARK_RUN = json_object("A benchmark run: status, progress, params and, once completed, the report")
+
+
+@bp.post("/compare", responses={200: json_object("Each model's results, the scores and the winner")})
+def compare(body: CompareRequest):  # noqa: ANN201
+    """Run one prompt on several models side by side, score the answers and pick a winner."""
     comparison = services().comparator.compare_models(
         body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=body.weights,
         repetitions=body.repetitions, user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"),
@@ -90,26 +101,28 @@ def compare():  # noqa: ANN201
     return jsonify({"status": "success", "comparison": comparison})
 
 
-@bp.get("/comparisons")
-def list_comparisons():  # noqa: ANN201
-    query = parse_query(ListQuery)
+@bp.get("/comparisons", responses={200: json_object("The newest comparisons")})
+def list_comparisons(query: ListQuery):  # noqa: ANN201
+    """Past comparisons, newest first, optionally those that included `model`."""
     rows = services().comparison_store.list_comparisons(query.limit, model=query.model)
     return jsonify({"comparisons": rows, "count": len(rows)})
 
 
-@bp.get("/comparisons/leaderboard")
+@bp.get("/comparisons/leaderboard", responses={200: json_object("Win rates and Elo ratings per model")})
 def leaderboard():  # noqa: ANN201
+    """Models ranked by Elo rating over all comparisons."""
     return jsonify({"leaderboard": services().comparison_store.leaderboard(), "rating": "elo"})
 
 
-@bp.get("/comparisons/<int:comparison_id>")
-def get_comparison(comparison_id: int):  # noqa: ANN201
-    return jsonify(services().comparison_store.get_comparison(comparison_id))
+@bp.get("/comparisons/<int:comparison_id>", responses={200: json_object("One comparison with its results")})
+def get_comparison(path: ComparisonPath):  # noqa: ANN201
+    """One stored comparison."""
+    return jsonify(services().comparison_store.get_comparison(path.comparison_id))
 
 
-@bp.post("/benchmarks")
-def start_benchmark():  # noqa: ANN201
-    body = parse_body(BenchmarkRequest)
+@bp.post("/benchmarks", responses={202: BENCHMARK_RUN})
+def start_benchmark(body: BenchmarkRequest):  # noqa: ANN201
+    """Start a benchmark run in the background; poll the `Location` for progress and the report."""
     if body.items is not None:
         dataset = parse_dataset([json.dumps(item) for item in body.items], "inline")
     else:
@@ -125,20 +138,24 @@ def start_benchmark():  # noqa: ANN201
     return response
 
 
-@bp.get("/benchmarks")
-def list_benchmarks():  # noqa: ANN201
-    query = parse_query(ListQuery)
+@bp.get("/benchmarks", responses={200: json_object("The newest benchmark runs")})
+def list_benchmarks(query: ListQuery):  # noqa: ANN201
+    """Benchmark runs, newest first."""
     rows = [_public_run(run) for run in services().comparison_store.list_benchmarks(query.limit)]
     return jsonify({"benchmarks": rows, "count": len(rows)})
 
 
-@bp.get("/benchmarks/<int:run_id>")
-def get_benchmark(run_id: int):  # noqa: ANN201
-    return jsonify(_public_run(services().comparison_store.get_benchmark(run_id)))
+@bp.get("/benchmarks/<int:run_id>", responses={200: BENCHMARK_RUN})
+def get_benchmark(path: BenchmarkPath):  # noqa: ANN201
+    """A benchmark run's status and progress, and its report once completed."""
+    return jsonify(_public_run(services().comparison_store.get_benchmark(path.run_id)))
 
 
-@bp.get("/benchmarks/<int:run_id>/report.md")
-def benchmark_report(run_id: int):  # noqa: ANN201
+@bp.get("/benchmarks/<int:run_id>/report.md",
+        responses={200: text_body("text/markdown", "The benchmark report as Markdown")})
+def benchmark_report(path: BenchmarkPath):  # noqa: ANN201
+    """A completed benchmark's report as Markdown; 409 while it still runs."""
+    run_id = path.run_id
     run = services().comparison_store.get_benchmark(run_id)
     if run["status"] != "completed":
         raise ApiError(409, "benchmark_not_finished", f"Benchmark run {run_id} is {run['status']}",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from flask import Blueprint, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from flask import jsonify
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
 from api.errors import ApiError
-from api.validation import parse_body
+from api.openapi import ApiBlueprint, RowId, json_object
 from api.wiring import services
 
-bp = Blueprint("experiments", __name__, url_prefix="/api")
+bp = ApiBlueprint("experiments", __name__, url_prefix="/api")
 
 
 class LegacyExperimentBody(BaseModel):
@@ -44,66 +44,105 @@ class WeightsBody(BaseModel):
     weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1)
 
 
-def _payload_has(key: str) -> bool:
-    payload = request.get_json(silent=True)
-    return isinstance(payload, dict) and key in payload
+def _validated_by_key(key: str, with_key: type[BaseModel], without_key: type[BaseModel]) -> Any:
+    """A wrap validator: objects holding `key` validate as `with_key`, others as `without_key`.
+
+    Unlike a plain union, errors name the fields of the one schema that applies, without a prefix.
+    """
+
+    def dispatch(cls: type[RootModel], value: Any, handler: Any) -> Any:
+        if not isinstance(value, dict):
+            return handler(value)
+        return cls((with_key if key in value else without_key).model_validate(value))
+
+    return model_validator(mode="wrap")(dispatch)
 
 
-@bp.post("/experiment")
-def create_experiment():  # noqa: ANN201
+class CreateExperimentBody(RootModel[ExperimentSpec | LegacyExperimentBody]):
+    """A full spec (with `variants`), or the original `name`, `variant_a`, `variant_b` body."""
+
+    by_key = _validated_by_key("variants", ExperimentSpec, LegacyExperimentBody)
+
+
+class RecordBody(RootModel[OutcomeBatch | OutcomeSpec]):
+    """A batch (`outcomes`), or a single outcome."""
+
+    by_key = _validated_by_key("outcomes", OutcomeBatch, OutcomeSpec)
+
+
+class ExperimentPath(BaseModel):
+    experiment_id: RowId
+
+
+class TransitionPath(ExperimentPath):
+    action: Literal["start", "pause", "complete"]
+
+
+EXPERIMENT = json_object("The experiment with its variants, weights and status")
+
+
+@bp.post("/experiment", responses={201: json_object("The new experiment's id")})
+def create_experiment(body: CreateExperimentBody):  # noqa: ANN201
+    """Create an experiment in draft (a spec) or running (the original two-model body)."""
     manager = services().experiments
-    if _payload_has("variants"):
-        experiment_id = manager.create_experiment(parse_body(ExperimentSpec))
+    spec = body.root
+    if isinstance(spec, ExperimentSpec):
+        experiment_id = manager.create_experiment(spec)
     else:
-        body = parse_body(LegacyExperimentBody)
-        experiment_id = manager.create_experiment(body.name, body.variant_a, body.variant_b)
+        experiment_id = manager.create_experiment(spec.name, spec.variant_a, spec.variant_b)
     return jsonify({"status": "success", "experiment_id": experiment_id}), 201
 
 
-@bp.get("/experiments")
+@bp.get("/experiments", responses={200: json_object("Every experiment")})
 def list_experiments():  # noqa: ANN201
+    """All experiments."""
     experiments = services().experiments.list_experiments()
     return jsonify({"status": "success", "experiments": experiments, "count": len(experiments)})
 
 
-@bp.get("/experiment/<int:experiment_id>")
-def get_experiment(experiment_id: int):  # noqa: ANN201
-    return jsonify({"status": "success", "experiment": services().experiments.get_experiment(experiment_id)})
+@bp.get("/experiment/<int:experiment_id>", responses={200: EXPERIMENT})
+def get_experiment(path: ExperimentPath):  # noqa: ANN201
+    """One experiment."""
+    return jsonify({"status": "success", "experiment": services().experiments.get_experiment(path.experiment_id)})
 
 
-@bp.post("/experiment/<int:experiment_id>/<any(start, pause, complete):action>")
-def change_status(experiment_id: int, action: str):  # noqa: ANN201
-    experiment = services().experiments.transition(experiment_id, action)
+@bp.post("/experiment/<int:experiment_id>/<any(start, pause, complete):action>", responses={200: EXPERIMENT})
+def change_status(path: TransitionPath):  # noqa: ANN201
+    """Start, pause or complete an experiment."""
+    experiment = services().experiments.transition(path.experiment_id, path.action)
     return jsonify({"status": "success", "experiment": experiment})
 
 
-@bp.put("/experiment/<int:experiment_id>/weights")
-def set_weights(experiment_id: int):  # noqa: ANN201
-    body = parse_body(WeightsBody)
-    experiment = services().experiments.set_weights(experiment_id, body.weights)
+@bp.put("/experiment/<int:experiment_id>/weights", responses={200: EXPERIMENT})
+def set_weights(path: ExperimentPath, body: WeightsBody):  # noqa: ANN201
+    """Change the traffic weights of a running experiment's variants."""
+    experiment = services().experiments.set_weights(path.experiment_id, body.weights)
     return jsonify({"status": "success", "experiment": experiment})
 
 
-@bp.post("/experiment/<int:experiment_id>/test")
-def test_experiment(experiment_id: int):  # noqa: ANN201
-    body = parse_body(TrafficTestBody)
-    result = services().traffic_router.run_experiment(experiment_id, body.user_id, body.prompt)
+@bp.post("/experiment/<int:experiment_id>/test", responses={200: json_object("The variant served and its result")})
+def test_experiment(path: ExperimentPath, body: TrafficTestBody):  # noqa: ANN201
+    """Route one prompt for `user_id` through the experiment and generate with the chosen variant."""
+    result = services().traffic_router.run_experiment(path.experiment_id, body.user_id, body.prompt)
     return jsonify({"status": "success", **result})
 
 
-@bp.post("/experiment/<int:experiment_id>/record")
-def record_result(experiment_id: int):  # noqa: ANN201
-    manager = services().experiments
-    if _payload_has("outcomes"):
-        written = manager.record_results(experiment_id, parse_body(OutcomeBatch).outcomes)
+@bp.post("/experiment/<int:experiment_id>/record", responses={200: json_object("The recorded outcome(s)")})
+def record_result(path: ExperimentPath, body: RecordBody):  # noqa: ANN201
+    """Record one outcome, or a batch under `outcomes`; repeated idempotency keys are not counted twice."""
+    manager, outcome = services().experiments, body.root
+    if isinstance(outcome, OutcomeBatch):
+        written = manager.record_results(path.experiment_id, outcome.outcomes)
         return jsonify({"status": "success", "results": written, "count": len(written),
                         "recorded": sum(not w["duplicate"] for w in written)})
-    written = manager.record_results(experiment_id, [parse_body(OutcomeSpec)])
+    written = manager.record_results(path.experiment_id, [outcome])
     return jsonify({"status": "success", **written[0]})
 
 
-@bp.get("/experiment/<int:experiment_id>/stats")
-def experiment_stats(experiment_id: int):  # noqa: ANN201
+@bp.get("/experiment/<int:experiment_id>/stats", responses={200: json_object("Per-variant statistics and tests")})
+def experiment_stats(path: ExperimentPath):  # noqa: ANN201
+    """The experiment's statistics: per-variant metrics, significance tests and the recommendation."""
+    experiment_id = path.experiment_id
     stats = services().experiments.get_experiment_stats(experiment_id)
     if stats is None:
         raise ApiError(404, "experiment_not_found", f"Experiment {experiment_id} not found",

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
-from flask import Blueprint, Response, g, jsonify, stream_with_context
+from flask import Response, g, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.validation import parse_body, parse_query
+from api.openapi import ApiBlueprint, event_stream
 from api.wiring import services
 from models.base_model import StreamResponse
 from models.errors import ModelError
 
-bp = Blueprint("generate", __name__, url_prefix="/api")
+bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", openapi_extra={
+        "example": {"prompt": "Say hello in French.", "max_tokens": 32, "temperature": 0.2},
+    })
 
     prompt: str = Field(min_length=1)
     model: str | None = None
@@ -30,6 +32,53 @@ class GenerateRequest(BaseModel):
     tags: list[str] | None = Field(default=None, max_length=50)
 
 
+class StreamEvent(BaseModel):
+    """The `data` of one server-sent event: a `delta`, or last `done: true` with the result or an `error`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    delta: str | None = None
+    done: bool | None = None
+    status: Literal["success", "error"] | None = None
+    error: dict[str, str] | None = Field(default=None, description="code and message")
+
+
+class GenerateResponse(BaseModel):
+    """One recorded call; with `stream: true` the answer is server-sent events instead."""
+
+    model_config = ConfigDict(openapi_extra={"content": event_stream(StreamEvent)})
+
+    status: str
+    response: str
+    model: str
+    provider: str
+    request_id: str
+    source: str
+    input_tokens: int | None
+    output_tokens: int | None
+    thinking_tokens: int
+    cached_tokens: int
+    tokens: int | None
+    latency: float
+    ttft: float | None
+    cost: float | None
+    finish_reason: str | None
+    error_type: str | None
+    error_message: str | None
+
+
+class ModelsResponse(BaseModel):
+    models: list[str]
+    count: int
+    default: str | None
+    details: list[dict[str, Any]] = Field(description="Provider, capabilities, context window, pricing, aliases")
+
+
+class RequestsResponse(BaseModel):
+    requests: list[dict[str, Any]]
+    count: int
+
+
 class RequestsQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
     model: str | None = None
@@ -38,8 +87,9 @@ class RequestsQuery(BaseModel):
     user_id: str | None = None
 
 
-@bp.get("/models")
+@bp.get("/models", responses={200: ModelsResponse})
 def list_models():  # noqa: ANN201
+    """Registered models with their aliases, capabilities and prices."""
     registry = services().registry
     details = registry.describe()
     return jsonify({
@@ -48,15 +98,16 @@ def list_models():  # noqa: ANN201
     })
 
 
-@bp.post("/generate")
-def generate():  # noqa: ANN201
-    body = parse_body(GenerateRequest)
+@bp.post("/generate", responses={200: GenerateResponse})
+def generate(body: GenerateRequest):  # noqa: ANN201
+    """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
     model = services().registry.get_model(body.model)
     kwargs = dict(
         system=body.system, temperature=body.temperature, max_tokens=body.max_tokens,
         user_id=body.user_id, tags=body.tags, source="api", api_key_id=g.get("api_key_id"),
     )
     if body.stream:
+        model.check_context(body.prompt, body.system)  # a 400 now: once events flow, the status is 200
         stream = model.generate_stream(body.prompt, **kwargs)
         return Response(stream_with_context(_sse(stream)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -81,9 +132,9 @@ def _event(payload: dict) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-@bp.get("/requests")
-def list_requests():  # noqa: ANN201
-    query = parse_query(RequestsQuery)
+@bp.get("/requests", responses={200: RequestsResponse})
+def list_requests(query: RequestsQuery):  # noqa: ANN201
+    """The newest request-log rows, filtered by model, status, source or user."""
     rows = services().request_log.list(
         query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id
     )

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
+from pydantic import BaseModel, Field
 
+from api.openapi import ApiBlueprint
 from api.wiring import services
 from storage.database import ping
 
-bp = Blueprint("health", __name__)
+bp = ApiBlueprint("health", __name__, secured=False)
 
 SERVICE_NAME = "AI Model Manager"
 VERSION = "0.1.0"
 
 
-@bp.get("/")
+class IndexResponse(BaseModel):
+    service: str
+    version: str
+    endpoints: list[str] = Field(description="`METHODS /rule` for every route")
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="healthy or unhealthy")
+    database: str
+    database_backend: str
+    models: int
+    default_model: str | None
+    version: str
+
+
+@bp.get("/", responses={200: IndexResponse})
 def index():  # noqa: ANN201
+    """The service name, version and every route."""
     endpoints = sorted(
         {f"{' '.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}"
          for rule in current_app.url_map.iter_rules() if rule.endpoint != "static"}
@@ -22,8 +40,9 @@ def index():  # noqa: ANN201
     return jsonify({"service": SERVICE_NAME, "version": VERSION, "endpoints": endpoints})
 
 
-@bp.get("/health")
+@bp.get("/health", responses={200: HealthResponse, 503: HealthResponse})
 def health():  # noqa: ANN201
+    """Database reachability and the registered models; 503 when the database is unreachable."""
     svc = services()
     database_ok = ping(svc.engine)
     body = {

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import click
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from api.validation import parse_query
+from api.openapi import ApiBlueprint, json_object, text_body
 from api.wiring import services
 from models.errors import UnknownModelError
 from monitoring.prometheus import exposition
@@ -18,7 +18,7 @@ from monitoring.windows import TimeRange, time_range
 from storage.rollup_rebuild import rebuild_rollups
 from storage.rollups import purge_raw_rows
 
-bp = Blueprint("monitoring", __name__, cli_group="monitoring")
+bp = ApiBlueprint("monitoring", __name__, cli_group="monitoring")
 
 Window = Literal["1h", "24h", "7d", "30d", "all"]
 
@@ -32,6 +32,14 @@ class RangeQuery(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     model: str | None = None
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: object) -> object:
+        """Pydantic would read a number as a Unix timestamp; the contract is ISO 8601."""
+        if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("expected an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z")
+        return value
 
     @field_validator("since", "until")
     @classmethod
@@ -66,29 +74,30 @@ class HistoryQuery(RangeQuery):
     bucket: Literal["hour", "day"] = "hour"
 
 
-@bp.get("/api/metrics")
-def metrics():  # noqa: ANN201
-    query = parse_query(RangeQuery)
+@bp.get("/api/metrics", responses={200: json_object("Requests, success rate, latency percentiles, tokens, cost")})
+def metrics(query: RangeQuery):  # noqa: ANN201
+    """Metrics over a window (all time by default), overall and per model."""
     window = query.window or (None if query.since or query.until else "all")
     return jsonify({"window": window, **services().metrics.report(query.span(), query.canonical_model())})
 
 
-@bp.get("/api/metrics/history")
-def metrics_history():  # noqa: ANN201
-    query = parse_query(HistoryQuery)
+@bp.get("/api/metrics/history", responses={200: json_object("One point per hour or day")})
+def metrics_history(query: HistoryQuery):  # noqa: ANN201
+    """Metrics per hour (last 24h by default) or per day (last 30d)."""
     span = query.span("24h" if query.bucket == "hour" else "30d")
     points = services().metrics.history(span, query.bucket, query.canonical_model())
     return jsonify({**span.to_dict(), "bucket": query.bucket, "history": points, "count": len(points)})
 
 
-@bp.get("/api/costs")
-def costs():  # noqa: ANN201
-    query = parse_query(RangeQuery)
+@bp.get("/api/costs", responses={200: json_object("Total cost, by model, user, tag and day")})
+def costs(query: RangeQuery):  # noqa: ANN201
+    """Costs over a window (the last 30 days by default)."""
     return jsonify(services().costs.report(query.span(), query.canonical_model()))
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})
 def prometheus_metrics() -> Response:
+    """Prometheus metrics (needs a key only when METRICS_REQUIRE_KEY is set)."""
     return Response(exposition(services().budgets), content_type=CONTENT_TYPE_LATEST)
 
 

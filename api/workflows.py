@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, g, jsonify
+from flask import g, jsonify
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError, error_response
-from api.validation import parse_body, parse_query
+from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
 from api.wiring import services
 from workflows.definitions import WORKFLOW_NAME, WorkflowDefinition, load_definition
 from workflows.errors import WorkflowError
@@ -17,7 +17,7 @@ from workflows.step_runner import Caller
 from workflows.workflow_engine import WorkflowEngine
 from workflows.workflow_templates import WorkflowTemplates
 
-bp = Blueprint("workflows", __name__, url_prefix="/api")
+bp = ApiBlueprint("workflows", __name__, url_prefix="/api")
 
 
 class RunRequest(BaseModel):
@@ -53,7 +53,18 @@ class RunsQuery(BaseModel):
 
 
 class VersionQuery(BaseModel):
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_ROW_ID)
+
+
+class NamePath(BaseModel):
+    name: str = Field(max_length=100)
+
+
+class RunPath(BaseModel):
+    run_id: str = Field(max_length=100)
+
+
+RUN_RESULT = json_object("The run: status, steps with their outputs, final_output, total_cost, total_tokens")
 
 
 @bp.errorhandler(WorkflowError)
@@ -70,9 +81,9 @@ def _caller(user_id: str | None = None, tags: list[str] | None = None) -> Caller
     return Caller(user_id=user_id, api_key_id=g.get("api_key_id"), tags=tuple(tags or ()))
 
 
-@bp.post("/workflow")
-def run_workflow():  # noqa: ANN201
-    body = parse_body(RunRequest)
+@bp.post("/workflow", responses={200: RUN_RESULT})
+def run_workflow(body: RunRequest):  # noqa: ANN201
+    """Run a built-in template, inline `steps`, or a saved workflow on `input`."""
     engine, caller = _engine(), _caller(body.user_id, body.tags)
     if body.workflow is not None:
         result = engine.run_saved(body.workflow, body.input, version=body.version, variables=body.variables,
@@ -84,57 +95,62 @@ def run_workflow():  # noqa: ANN201
     return jsonify({"status": "success", "workflow": result})
 
 
-@bp.get("/workflow/templates")
+@bp.get("/workflow/templates", responses={200: json_object("The built-in templates by name")})
 def list_templates():  # noqa: ANN201
+    """The built-in workflow templates."""
     templates = WorkflowTemplates.get_all_templates()
     return jsonify({"templates": templates, "count": len(templates)})
 
 
-@bp.post("/workflows")
-def save_workflow():  # noqa: ANN201
-    definition = parse_body(WorkflowDefinition)
-    saved = _engine().save_workflow(definition)
+@bp.post("/workflows", responses={201: json_object("The saved definition and its new version")})
+def save_workflow(body: WorkflowDefinition):  # noqa: ANN201
+    """Save a workflow definition as the next version of its name."""
+    saved = _engine().save_workflow(body)
     return jsonify({"status": "success", "workflow": saved}), 201
 
 
-@bp.get("/workflows")
+@bp.get("/workflows", responses={200: json_object("Saved workflows with their latest versions")})
 def list_workflows():  # noqa: ANN201
+    """Saved workflows."""
     workflows = _engine().list_workflows()
     return jsonify({"workflows": workflows, "count": len(workflows)})
 
 
-@bp.get("/workflows/<name>")
-def get_workflow(name: str):  # noqa: ANN201
-    query = parse_query(VersionQuery)
-    return jsonify({"workflow": _engine().get_workflow(name, query.version)})
+@bp.get("/workflows/<name>", responses={200: json_object("One saved version (the latest by default)")})
+def get_workflow(path: NamePath, query: VersionQuery):  # noqa: ANN201
+    """A saved workflow definition."""
+    return jsonify({"workflow": _engine().get_workflow(path.name, query.version)})
 
 
-@bp.get("/workflows/<name>/versions")
-def list_versions(name: str):  # noqa: ANN201
-    versions = _engine().list_versions(name)
-    return jsonify({"name": name, "versions": versions, "count": len(versions)})
+@bp.get("/workflows/<name>/versions", responses={200: json_object("Every saved version of the workflow")})
+def list_versions(path: NamePath):  # noqa: ANN201
+    """The saved versions of a workflow."""
+    versions = _engine().list_versions(path.name)
+    return jsonify({"name": path.name, "versions": versions, "count": len(versions)})
 
 
-@bp.get("/workflows/<name>/graph")
-def workflow_graph(name: str):  # noqa: ANN201
-    query = parse_query(VersionQuery)
-    saved = _engine().get_workflow(name, query.version)
+@bp.get("/workflows/<name>/graph", responses={200: json_object("A Mermaid flowchart of the steps")})
+def workflow_graph(path: NamePath, query: VersionQuery):  # noqa: ANN201
+    """The workflow's steps as a Mermaid graph."""
+    saved = _engine().get_workflow(path.name, query.version)
     chart = mermaid(load_definition(saved["definition"]))
-    return jsonify({"name": name, "version": saved["version"], "format": "mermaid", "graph": chart})
+    return jsonify({"name": path.name, "version": saved["version"], "format": "mermaid", "graph": chart})
 
 
-@bp.get("/workflow/runs")
-def list_runs():  # noqa: ANN201
-    query = parse_query(RunsQuery)
+@bp.get("/workflow/runs", responses={200: json_object("The newest runs")})
+def list_runs(query: RunsQuery):  # noqa: ANN201
+    """Workflow runs, newest first."""
     runs = _engine().list_runs(query.limit, status=query.status, workflow_name=query.workflow)
     return jsonify({"runs": runs, "count": len(runs)})
 
 
-@bp.get("/workflow/runs/<run_id>")
-def get_run(run_id: str):  # noqa: ANN201
-    return jsonify({"run": _engine().get_run(run_id)})
+@bp.get("/workflow/runs/<run_id>", responses={200: json_object("One run with its steps")})
+def get_run(path: RunPath):  # noqa: ANN201
+    """A workflow run and its steps."""
+    return jsonify({"run": _engine().get_run(path.run_id)})
 
 
-@bp.post("/workflow/runs/<run_id>/resume")
-def resume_run(run_id: str):  # noqa: ANN201
-    return jsonify({"status": "success", "workflow": _engine().resume(run_id, caller=_caller())})
+@bp.post("/workflow/runs/<run_id>/resume", responses={200: RUN_RESULT})
+def resume_run(path: RunPath):  # noqa: ANN201
+    """Resume an interrupted or failed run from its first unfinished step."""
+    return jsonify({"status": "success", "workflow": _engine().resume(path.run_id, caller=_caller())})

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from models.call_path import CallInfo, CallPath, default_call_path, new_request_id
+from models.errors import ContextLengthExceededError
 from models.pricing import ModelPricing, PricingTable
 from models.results import GenerationRequest, GenerationResult, Usage
 
@@ -84,6 +85,22 @@ class BaseModel(ABC):
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Exact token count of `text` with this model's tokenizer."""
+
+    def check_context(self, prompt: str, system: str | None = None) -> None:
+        """Refuse a prompt longer than the context window, before any provider call.
+
+        Tokens are counted only when the UTF-8 size exceeds the window (no tokenizer makes more tokens than
+        bytes), so ordinary prompts cost nothing; models whose count is only an estimate are not checked.
+        """
+        text = (system or "") + prompt
+        if not self.capabilities.token_counting or len(text.encode("utf-8")) <= self.context_window:
+            return
+        tokens = self.count_tokens(text)
+        if tokens > self.context_window:
+            raise ContextLengthExceededError(
+                f"The prompt is {tokens} tokens; {self.name} accepts at most {self.context_window}",
+                details={"model": self.name, "prompt_tokens": tokens, "context_window": self.context_window},
+            )
 
     def bind(self, call_path: CallPath) -> None:
         """Route this model's calls through `call_path` (the registry does this on registration)."""

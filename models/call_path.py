@@ -1,4 +1,4 @@
-"""The one managed call path: guards before, the provider call, exactly one request-log row, observers.
+"""The one managed call path: context and guards before, the provider call, exactly one request-log row, observers.
 
 Every generation, whatever its source, runs through `CallPath.run`. Hooks (budgets, Prometheus,
 ...) are attached by the composition root, so this package never imports `monitoring`.
@@ -113,6 +113,7 @@ class CallPath:
         first_chunk_at: float | None = None
         error: BaseException | None = None
         try:
+            call.model.check_context(call.request.prompt, call.request.system)
             for hook in self._hooks:
                 hook.before_call(call)
             for chunk in call.model.execute(call.request, usage):

@@ -67,6 +67,12 @@ class InvalidRequestError(ProviderError):
     http_status = 400
 
 
+class ContextLengthExceededError(InvalidRequestError):
+    """The prompt does not fit the model's context window; refused before (or by) the provider."""
+
+    code = "context_length_exceeded"
+
+
 class ProviderUnavailableError(ProviderError):
     code = "provider_unavailable"
     http_status = 502

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base_model import BaseModel, Capabilities
-from models.errors import InvalidRequestError, ModelError
+from models.errors import ContextLengthExceededError, ModelError
 from models.pricing import ModelPricing
 from models.results import GenerationRequest, Usage
 from storage.settings import Settings
@@ -113,10 +113,11 @@ class LocalModel(BaseModel):
         with loaded.lock:
             prompt_tokens = loaded.count_prompt(messages)
             if prompt_tokens + options["max_tokens"] > self.context_window:
-                raise InvalidRequestError(
+                raise ContextLengthExceededError(
                     f"Prompt of {prompt_tokens} tokens plus max_tokens {options['max_tokens']} exceeds "
                     f"the context window of {self.context_window} tokens",
-                    details={"prompt_tokens": prompt_tokens, "context_window": self.context_window},
+                    details={"model": self.name, "prompt_tokens": prompt_tokens,
+                             "context_window": self.context_window},
                 )
             sampled = _SamplingCounter()
             stream = loaded.llm.create_chat_completion(

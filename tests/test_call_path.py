@@ -2,7 +2,8 @@
 
 import pytest
 
-from models.errors import CallRefusedError, ProviderUnavailableError
+from models.base_model import Capabilities
+from models.errors import CallRefusedError, ContextLengthExceededError, ProviderUnavailableError
 from models.model_registry import ModelRegistry
 from storage.database import get_engine
 from storage.request_log import RequestLogRepository
@@ -131,3 +132,34 @@ def test_standalone_model_records_into_the_default_database(tmp_path, monkeypatc
     monkeypatch.setattr(call_path, "_default_path", None)
     FakeModel().generate("standalone")
     assert RequestLogRepository(get_engine(url)).list()[0]["prompt"] == "standalone"
+
+
+class _CountingFake(FakeModel):
+    """Counts how often the tokenizer runs."""
+
+    def __init__(self, *, token_counting: bool = True) -> None:
+        super().__init__("counting")
+        self.counted = 0
+        self.capabilities = Capabilities(token_counting=token_counting)
+
+    def count_tokens(self, text: str) -> int:
+        self.counted += 1
+        return super().count_tokens(text)
+
+
+def test_context_is_counted_only_when_the_bytes_could_exceed_it():
+    model = _CountingFake()
+    model.context_window = 12
+    model.check_context("short", system="sys")  # 8 bytes: cannot be more than 12 tokens
+    assert model.counted == 0
+    model.check_context("a b c d e f g h")  # 15 bytes, 8 tokens: counted, and fits
+    assert model.counted == 1
+    with pytest.raises(ContextLengthExceededError, match="13 tokens"):
+        model.check_context("a " * 13)
+
+
+def test_models_without_exact_counting_are_left_to_the_provider():
+    model = _CountingFake(token_counting=False)
+    model.context_window = 2
+    model.check_context("a " * 50)
+    assert model.counted == 0

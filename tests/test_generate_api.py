@@ -5,7 +5,13 @@ import json
 import pytest
 
 from api.app import create_app
-from models.errors import InvalidRequestError, ProviderTimeoutError, ProviderUnavailableError, RateLimitedError
+from models.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
 from storage.settings import Settings
 
 
@@ -65,19 +71,47 @@ def test_unknown_model_is_404_listing_available_models(client):
     assert error["code"] == "unknown_model" and "fake-model" in error["details"]["available"]
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"prompt": ""}, {"prompt": 5}, {"prompt": "x", "temperature": 3}, {"prompt": "x", "max_tokens": -1},
-    {"prompt": "x", "surprise": True}, {"prompt": "x", "tags": "not-a-list"}, [1, 2],
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "prompt"), ({"prompt": ""}, "prompt"), ({"prompt": 5}, "prompt"),
+    ({"prompt": "x", "temperature": 3}, "temperature"), ({"prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"prompt": "x", "max_tokens": -1}, "max_tokens"), ({"prompt": "x", "surprise": True}, "surprise"),
+    ({"prompt": "x", "tags": "not-a-list"}, "tags"), ([1, 2], "(body)"), ("just a string", "(body)"),
 ])
-def test_invalid_bodies_are_400_naming_the_field(client, body):
+def test_invalid_bodies_are_400_naming_the_field(client, fake_model, body, field):
     response = client.post("/api/generate", json=body)
     assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "validation_error"
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert [f["field"] for f in error["details"]["fields"]] == [field] and error["details"]["fields"][0]["reason"]
+    assert fake_model.calls == []
 
 
 def test_non_json_bodies_are_rejected(client):
-    assert client.post("/api/generate", data="{oops", content_type="application/json").status_code == 400
-    assert client.post("/api/generate", data="prompt=x").status_code == 415
+    malformed = client.post("/api/generate", data="{oops", content_type="application/json")
+    assert malformed.status_code == 400 and malformed.get_json()["error"]["code"] == "invalid_json"
+    form = client.post("/api/generate", data="prompt=x")
+    assert form.status_code == 415 and form.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_beyond_the_context_window_is_refused_before_the_provider(client, svc, fake_model, stream):
+    fake_model.context_window = 10
+    response = client.post("/api/generate", json={"prompt": "word " * 11, "stream": stream})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert error["details"] == {"model": "fake-model", "prompt_tokens": 11, "context_window": 10}
+    assert fake_model.calls == []
+    assert client.post("/api/generate", json={"prompt": "word " * 10, "stream": stream}).status_code == 200
+
+
+def test_context_refusal_in_the_managed_path_is_recorded_once(svc, fake_model):
+    fake_model.context_window = 3
+    with pytest.raises(ContextLengthExceededError):
+        svc.registry.get_model("fake").generate("one two three four", system="be brief")
+    (row,) = svc.request_log.list()
+    assert (row["status"], row["error_type"]) == ("error", "context_length_exceeded")
+    assert fake_model.calls == []
 
 
 def test_models_endpoint_describes_each_model(client):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from models.errors import ContextLengthExceededError
 from models.local_model import LocalModel, LocalModelError
 from models.model_registry import ModelRegistry
 from storage.database import get_engine
@@ -39,11 +40,18 @@ def test_count_tokens_uses_the_model_tokenizer(local):
     assert local.count_tokens("hello world") == 2
 
 
-def test_prompt_beyond_context_is_an_invalid_request_and_recorded(local):
-    with pytest.raises(Exception) as caught:
+def test_prompt_beyond_context_is_refused_before_llama_cpp_and_recorded(local):
+    with pytest.raises(ContextLengthExceededError) as caught:
         local.generate("word " * 3000, max_tokens=4)
-    assert getattr(caught.value, "http_status", None) == 400
-    assert RequestLogRepository(local.call_path.request_log.engine).list()[0]["status"] == "error"
+    assert caught.value.http_status == 400 and caught.value.details["context_window"] == local.context_window
+    (row,) = RequestLogRepository(local.call_path.request_log.engine).list()
+    assert (row["status"], row["error_type"]) == ("error", "context_length_exceeded")
+
+
+def test_prompt_plus_max_tokens_beyond_context_is_the_same_error(local):
+    fits_alone = "word " * (local.context_window - 100)
+    with pytest.raises(ContextLengthExceededError, match="plus max_tokens"):
+        local.generate(fits_alone, max_tokens=200)
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path):
