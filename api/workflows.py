@@ -32,6 +32,7 @@ class RunRequest(BaseModel):
     name: str = Field(default="custom", pattern=WORKFLOW_NAME)
     input: str = Field(max_length=1_000_000)
     model: str | None = Field(default=None, max_length=200)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="For steps that set none")
     variables: dict[str, Any] = Field(default_factory=dict)
     user_id: str | None = Field(default=None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -91,6 +92,7 @@ def run_workflow(body: RunRequest):  # noqa: ANN201
     else:
         definition = (WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
                       else {"name": body.name, "model": body.model, "steps": body.steps})
+        definition["max_tokens"] = body.max_tokens
         result = engine.run(definition, body.input, variables=body.variables, caller=caller)
     return jsonify({"status": "success", "workflow": result})
 

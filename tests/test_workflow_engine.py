@@ -213,3 +213,9 @@ def test_perspectives_template_runs_its_group_then_reads_every_member(wf, fake_m
     assert {pros["group"], cons["group"], risks["group"]} == {"perspectives"} and synthesis["group"] is None
     assert all(step["output"] in synthesis["prompt"] for step in (pros, cons, risks))
     assert "a four-day week" in synthesis["prompt"] and len(fake_model.calls) == 4
+
+
+def test_workflow_max_tokens_applies_to_steps_that_set_none(wf, fake_model) -> None:
+    steps = [{"name": "a", "prompt": "one {input}"}, {"name": "b", "prompt": "two {input}", "max_tokens": 3}]
+    wf.run({"name": "capped", "max_tokens": 7, "steps": steps}, "x")
+    assert [call.max_tokens for call in fake_model.calls] == [7, 3]

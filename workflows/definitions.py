@@ -112,14 +112,17 @@ class WorkflowDefinition(BaseModel):
     name: str = Field(pattern=WORKFLOW_NAME)
     description: str = Field(default="", max_length=2000)
     model: str | None = Field(default=None, max_length=200)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # for steps that set none
     variables: dict[str, str] = Field(default_factory=dict)
     steps: list[StepDefinition] = Field(min_length=1, max_length=50)
 
     @model_validator(mode="after")
-    def _name_steps(self) -> WorkflowDefinition:
+    def _step_defaults(self) -> WorkflowDefinition:
         for index, step in enumerate(self.steps, 1):
             if step.name is None:
                 step.name = f"step_{index}"
+            if step.max_tokens is None:
+                step.max_tokens = self.max_tokens
         return self
 
     def stages(self) -> list[list[int]]:
