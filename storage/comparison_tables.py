@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -17,9 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
-from storage.database import metadata
-
-ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
+from storage.database import ID_TYPE, metadata
 
 comparisons = Table(
     "comparisons",

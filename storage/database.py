@@ -15,11 +15,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
 
 from storage.settings import get_settings
 
 metadata = MetaData()
+# Surrogate keys: 64-bit on PostgreSQL; INTEGER on SQLite, where only that type autoincrements as the rowid.
+ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -39,7 +41,9 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_size=20, max_overflow=80, pool_pre_ping=True)
+        settings = get_settings()  # 4 workers x 100 threads once exhausted PostgreSQL's 100 connections
+        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                               pool_pre_ping=True, pool_timeout=30)
     return engine
 
 
@@ -76,6 +80,13 @@ def get_engine(url: str | None = None) -> Engine:
             upgrade_schema(engine)
             _engines[url] = engine
         return engine
+
+
+def reset_after_fork() -> None:
+    """In a forked worker: drop the parent's pooled connections (unclosed: the parent owns them)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose(close=False)
 
 
 @contextmanager

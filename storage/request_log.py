@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -26,9 +25,7 @@ from sqlalchemy import (
 
 from storage import rollups
 from storage.clock import utcnow
-from storage.database import metadata, read, write
-
-ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
+from storage.database import ID_TYPE, metadata, read, write
 
 request_log = Table(
     "request_log",

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -27,9 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from storage.clock import utcnow
-from storage.database import metadata, read, write
+from storage.database import ID_TYPE, metadata, read, write
 
-ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
 
