@@ -62,7 +62,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         figures = run(args.calls, url)
-    print(f"managed call path overhead ({figures['calls']} calls, median of {ROUNDS} interleaved rounds, {url.split(':')[0]})")
+    print(f"managed call path overhead ({figures['calls']} calls, median of {ROUNDS} interleaved rounds, "
+          f"{url.split(':')[0]})")
     print(f"  direct model call : {figures['direct_us']:9.1f} us/call")
     print(f"  managed call      : {figures['managed_us']:9.1f} us/call")
     print(f"  overhead          : {figures['overhead_us']:9.1f} us/call  (target < 500)")

@@ -12,12 +12,10 @@ retries 409, honours Retry-After and backs off 0.5-8 s); `models.retry` applies 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.completion_usage import CompletionUsage
 from pydantic import SecretStr
 
 from models.base_model import BaseModel, Capabilities
@@ -26,6 +24,11 @@ from models.openai_errors import is_retryable, map_error
 from models.pricing import ModelPricing
 from models.results import GenerationRequest, Usage
 from models.retry import RetryPolicy, forget_usage, retrying
+
+if TYPE_CHECKING:  # `import openai` takes ~1 s: the client is built on first use, not at start-up
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+    from openai.types.completion_usage import CompletionUsage
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +68,24 @@ class OpenAICompatibleModel(BaseModel):
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy.default(max_attempts)
         self._api_key = SecretStr(api_key or "")  # never printed: repr shows '**********'
-        self._client = openai.OpenAI(
-            api_key=api_key or PLACEHOLDER_KEY, base_url=base_url, timeout=self.timeout, max_retries=0,
-        )
+        self._client: openai.OpenAI | None = None
+        self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleModel(name={self.name!r}, model={self.upstream_model!r}, "
                 f"base_url={self.base_url!r}, timeout={self.timeout:g})")
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client, built (and `openai` imported) by the first call rather than at start-up."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    import openai
+
+                    self._client = openai.OpenAI(api_key=self._api_key.get_secret_value() or PLACEHOLDER_KEY,
+                                                 base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return self._client
 
     @property
     def label(self) -> str:
@@ -100,7 +114,7 @@ class OpenAICompatibleModel(BaseModel):
         )
 
     def _plain_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
-        response: ChatCompletion = self._client.chat.completions.create(**self._arguments(request))
+        response: ChatCompletion = self.client.chat.completions.create(**self._arguments(request))
         _read_usage(response.usage, usage)
         if response.choices:
             choice = response.choices[0]
@@ -109,7 +123,7 @@ class OpenAICompatibleModel(BaseModel):
                 yield choice.message.content
 
     def _stream_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
-        stream = self._client.chat.completions.create(
+        stream = self.client.chat.completions.create(
             **self._arguments(request), stream=True, stream_options={"include_usage": True})
         with stream:  # closes the HTTP response when the caller stops early
             for chunk in stream:

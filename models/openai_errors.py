@@ -6,9 +6,7 @@ some servers echo the key they were given (OpenAI itself echoes a masked one on 
 
 from __future__ import annotations
 
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from models.errors import (
     InvalidRequestError,
@@ -21,12 +19,17 @@ from models.errors import (
 )
 from models.retry import RetryPolicy
 
+if TYPE_CHECKING:
+    import openai
+
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
 
 
 def upstream_status(exc: BaseException) -> int | None:
     """The HTTP status of a failure: the response's, or the numeric `code` of an in-stream error event."""
+    import openai  # already loaded by the client that failed
+
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code
     if isinstance(exc, openai.APIError) and isinstance(exc.body, dict):
@@ -38,6 +41,8 @@ def upstream_status(exc: BaseException) -> int | None:
 
 def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
     """Timeouts, connection failures and the policy's status codes; never other 4xx."""
+    import openai  # already loaded by the client that failed
+
     if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
         return True
     return policy.retries_status(upstream_status(exc))
@@ -45,6 +50,8 @@ def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
 
 def map_error(exc: BaseException, *, attempts: int, label: str, timeout: float, secret: str) -> BaseException:
     """The project's error for an SDK failure after `attempts` HTTP attempts; unknown errors pass through."""
+    import openai  # already loaded by the client that failed
+
     if isinstance(exc, ModelError):
         return exc
     suffix = "" if attempts == 1 else f" (gave up after {attempts} attempts)"

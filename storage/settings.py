@@ -41,6 +41,13 @@ ENV_VARS: dict[str, str] = {
     "METRICS_REQUIRE_KEY": "metrics_require_key",
     "RATE_LIMIT": "rate_limit",
     "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
+    "WEB_CONCURRENCY": "web_workers",
+    "WEB_THREADS": "web_threads",
+    "WEB_WORKER_CLASS": "web_worker_class",
+    "WEB_GRACEFUL_TIMEOUT": "web_graceful_timeout",
+    "WEB_PRELOAD": "web_preload",
+    "DB_POOL_SIZE": "db_pool_size",
+    "DB_MAX_OVERFLOW": "db_max_overflow",
 }
 
 
@@ -75,6 +82,17 @@ class Settings(BaseModel):
     metrics_require_key: bool = False
     rate_limit: str | None = None
     rate_limit_storage_url: str | None = None
+    # The production server (gunicorn.conf.py): processes, threads per process, worker class, and the
+    # seconds in-flight requests get to finish after SIGTERM; preload imports the app once before forking.
+    web_workers: int = Field(default=2, ge=1, le=64)
+    web_threads: int = Field(default=100, ge=1, le=1000)
+    web_worker_class: Literal["gthread", "gevent"] = "gthread"
+    web_graceful_timeout: int = Field(default=120, ge=1)
+    web_preload: bool = True
+    # PostgreSQL connections per process: workers x (pool + overflow) must stay under the server's
+    # max_connections (100 by default); a connection is held only for one short unit of work.
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
     # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
     _env: dict[str, str] | None = PrivateAttr(default=None)
 

@@ -1,0 +1,231 @@
+"""The production server side by side with bare Flask and LiteLLM's proxy, in front of the same local upstream.
+
+(a) instant upstream, 50 connections, 2 workers: /api/generate (a models.yaml model) vs a bare Flask echo under
+    the same gunicorn.conf.py vs LiteLLM's proxy (2 workers, no database);
+(b) added latency at 1 connection: /api/generate p50 minus the upstream's own p50;
+(c) 500 ms upstream, 200 connections: req/s / 400 (Little's law);
+(d) RSS/PSS of the 2-worker service before the local model loads, and seconds from start to /health.
+Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios.
+LiteLLM runs when `.bench/litellm-venv` exists (`make bench-litellm` installs it).
+Usage: python -m benchmarks.bench_server [--rounds 3] [--seconds 5] [--no-litellm] [--worker-class gthread]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.server_harness import ROOT, Service, WrkResult, free_port, memory_mb, post_script, run_wrk
+
+LITELLM = ROOT / ".bench" / "litellm-venv" / "bin" / "litellm"
+LITELLM_KEY = "sk-bench-local"
+TARGETS = {"a_litellm": 10.0, "a_flask": 0.40, "b_ms": 1.5, "c": 0.90, "d_mb": 300.0, "d_s": 2.0}
+
+
+class Bench:
+    """Owns the upstreams and services of one benchmark run, in a scratch directory."""
+
+    def __init__(self, tmp: Path, worker_class: str, workers: int) -> None:
+        self.tmp = tmp
+        self.worker_class = worker_class
+        self.workers = workers
+        self.services: list[Service] = []
+        self.fast_port, self.slow_port = free_port(), free_port()
+        for port, delay in ((self.fast_port, 0.0), (self.slow_port, 0.5)):
+            self._start("upstream", [sys.executable, "-m", "benchmarks.upstream", "--port", str(port),
+                                     "--delay", str(delay)]).wait_http(f"http://127.0.0.1:{port}/health", 30)
+        (tmp / "models.yaml").write_text(json.dumps({"models": [
+            {"name": "fast-upstream", "provider": "openai_compatible", "model": "fake-gpt",
+             "base_url": f"http://127.0.0.1:{self.fast_port}/v1",
+             "pricing": {"input_per_million": 0.15, "output_per_million": 0.6}},
+            {"name": "slow-upstream", "provider": "openai_compatible", "model": "fake-gpt",
+             "base_url": f"http://127.0.0.1:{self.slow_port}/v1",
+             "pricing": {"input_per_million": 0.15, "output_per_million": 0.6}},
+        ]}))
+        self.scripts = {
+            "ours_fast": post_script(tmp / "fast.lua", '{"prompt": "ping", "model": "fast-upstream"}', JSON),
+            "ours_slow": post_script(tmp / "slow.lua", '{"prompt": "ping", "model": "slow-upstream"}', JSON),
+            "echo": post_script(tmp / "echo.lua", '{"prompt": "ping", "model": "fast-upstream"}', JSON),
+            "openai_fast": post_script(tmp / "openai_fast.lua", _chat("fast-gpt"), {**JSON, **AUTH}),
+            "openai_slow": post_script(tmp / "openai_slow.lua", _chat("slow-gpt"), {**JSON, **AUTH}),
+        }
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
+        service = Service(name, argv, env=env, log=self.tmp / f"{name}-{len(self.services)}.log")
+        self.services.append(service)
+        return service
+
+    def gunicorn(self, app: str, port: int, database: str) -> Service:
+        env = {"HOST": "127.0.0.1", "FLASK_PORT": str(port), "DATABASE_URL": database,
+               "MODELS_FILE": str(self.tmp / "models.yaml"), "WEB_CONCURRENCY": str(self.workers),
+               "WEB_WORKER_CLASS": self.worker_class}
+        return self._start("gunicorn", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
+                           env)
+
+    def litellm(self, port: int) -> Service:
+        config = {"model_list": [
+            {"model_name": name, "litellm_params": {"model": "openai/fake-gpt", "api_key": "bench",
+                                                    "api_base": f"http://127.0.0.1:{upstream}/v1"}}
+            for name, upstream in (("fast-gpt", self.fast_port), ("slow-gpt", self.slow_port))],
+            "general_settings": {"master_key": LITELLM_KEY}}
+        (self.tmp / "litellm.yaml").write_text(json.dumps(config))
+        argv = [str(LITELLM), "--config", str(self.tmp / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port),
+                "--num_workers", str(self.workers)]
+        return self._start("litellm", argv, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+
+    def close(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+JSON = {"Content-Type": "application/json"}
+AUTH = {"Authorization": f"Bearer {LITELLM_KEY}"}
+
+
+def _chat(model: str) -> str:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": "ping"}]})
+
+
+def measure_start(bench: Bench, rounds: int) -> dict[str, list[float]]:
+    """(d): seconds from launch to /health, then RSS and PSS; a first start on an empty database (migrations
+    run), then `rounds` restarts on the migrated one, as a deployment restarts."""
+    figures: dict[str, list[float]] = {"first_start_s": [], "start_s": [], "rss_mb": [], "pss_mb": []}
+    for index in range(rounds + 1):
+        port = free_port()
+        service = bench.gunicorn("api.app:create_app()", port, f"sqlite:///{bench.tmp / 'start.db'}")
+        figures["start_s" if index else "first_start_s"].append(service.wait_http(f"http://127.0.0.1:{port}/health"))
+        if index:
+            rss, pss = memory_mb(service.proc.pid)
+            figures["rss_mb"].append(rss)
+            figures["pss_mb"].append(pss)
+        service.stop()
+    return figures
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
+    bench = Bench(tmp, args.worker_class, args.workers)
+    try:
+        results = measure_start(bench, args.rounds)
+        ours_port, echo_port, litellm_port = free_port(), free_port(), free_port()
+        ours = bench.gunicorn("api.app:create_app()", ours_port, f"sqlite:///{tmp / 'bench.db'}")
+        echo = bench.gunicorn("benchmarks.echo_app:create_app()", echo_port, f"sqlite:///{tmp / 'echo.db'}")
+        use_litellm = args.litellm and LITELLM.exists()
+        litellm = bench.litellm(litellm_port) if use_litellm else None
+        ours.wait_http(f"http://127.0.0.1:{ours_port}/health")
+        echo.wait_http(f"http://127.0.0.1:{echo_port}/health")
+        if litellm is not None:
+            results["litellm_start_s"] = [litellm.wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", 600)]
+            results["litellm_rss_mb"], results["litellm_pss_mb"] = (
+                [value] for value in memory_mb(litellm.proc.pid))
+        base = "http://127.0.0.1:"
+        cases: dict[str, Callable[[], WrkResult]] = {
+            "a_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_fast"], 50, args.seconds),
+            "a_flask": lambda: run_wrk(f"{base}{echo_port}/echo", bench.scripts["echo"], 50, args.seconds),
+            "b_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_fast"], 1, args.seconds),
+            "b_direct": lambda: run_wrk(f"{base}{bench.fast_port}/v1/chat/completions", bench.scripts["openai_fast"],
+                                        1, args.seconds),
+            "c_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_slow"], 200,
+                                      2 * args.seconds),
+        }
+        if litellm is not None:
+            cases["a_litellm"] = lambda: run_wrk(f"{base}{litellm_port}/chat/completions",
+                                                 bench.scripts["openai_fast"], 50, args.seconds, timeout=30)
+            cases["b_litellm"] = lambda: run_wrk(f"{base}{litellm_port}/chat/completions",
+                                                 bench.scripts["openai_fast"], 1, args.seconds)
+            cases["c_litellm"] = lambda: run_wrk(f"{base}{litellm_port}/chat/completions",
+                                                 bench.scripts["openai_slow"], 200, 2 * args.seconds, timeout=30)
+        for case in cases.values():  # warm-up: connections, caches, lazy imports
+            _warm(case)
+        for index in range(args.rounds):
+            print(f"  round {index + 1}/{args.rounds}", flush=True)
+            for name, case in cases.items():
+                outcome = case()
+                results.setdefault(f"{name}_rps", []).append(outcome.rps)
+                results.setdefault(f"{name}_p50", []).append(outcome.p50_ms)
+                results.setdefault(f"{name}_errors", []).append(outcome.errors)
+        results["rss_loaded_mb"], results["pss_loaded_mb"] = ([value] for value in memory_mb(ours.proc.pid))
+        return results
+    finally:
+        bench.close()
+
+
+def _warm(case: Callable[[], WrkResult]) -> None:
+    try:
+        case()
+    except Exception as exc:  # noqa: BLE001 - the measured run reports the failure
+        print(f"  warm-up failed: {exc}", flush=True)
+
+
+def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
+    med = {name: statistics.median(values) for name, values in results.items()}
+    runs = f"median of {args.rounds} interleaved rounds"
+    has_litellm = "a_litellm_rps" in med
+    print(f"\nserver benchmark: {args.workers} workers ({args.worker_class}), SQLite, {runs}; per-run values in []")
+
+    def row(label: str, key: str, unit: str = "") -> None:
+        values = ", ".join(f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in results[key])
+        print(f"  {label:<46} {med[key]:>9.2f}{unit:<6} [{values}]")
+
+    row("(a) ours /api/generate req/s (50 conns)", "a_ours_rps")
+    row("(a) bare Flask echo req/s (50 conns)", "a_flask_rps")
+    if has_litellm:
+        row("(a) LiteLLM proxy req/s (50 conns)", "a_litellm_rps")
+    row("(b) ours p50 at 1 conn", "b_ours_p50", " ms")
+    row("(b) upstream direct p50 at 1 conn", "b_direct_p50", " ms")
+    if has_litellm:
+        row("(b) LiteLLM p50 at 1 conn", "b_litellm_p50", " ms")
+    row("(c) ours req/s, 500 ms upstream, 200 conns", "c_ours_rps")
+    row("(c) ours errors (socket + non-2xx)", "c_ours_errors")
+    if has_litellm:
+        row("(c) LiteLLM req/s, 500 ms upstream, 200 conns", "c_litellm_rps")
+    row("(d) ours RSS, 2 workers + master", "rss_mb", " MB")
+    row("(d) ours PSS, 2 workers + master", "pss_mb", " MB")
+    row("(d) ours start to /health (migrated database)", "start_s", " s")
+    row("    ours first start (empty database, migrations)", "first_start_s", " s")
+    row("    ours RSS after the rounds (openai loaded)", "rss_loaded_mb", " MB")
+    row("    ours PSS after the rounds (openai loaded)", "pss_loaded_mb", " MB")
+    if has_litellm:
+        row("(d) LiteLLM RSS (single start)", "litellm_rss_mb", " MB")
+        row("(d) LiteLLM PSS (single start)", "litellm_pss_mb", " MB")
+        row("(d) LiteLLM start to /health/liveliness", "litellm_start_s", " s")
+    added = med["b_ours_p50"] - med["b_direct_p50"]
+    checks = [
+        ("(a) ours / bare Flask", med["a_ours_rps"] / med["a_flask_rps"], f">= {TARGETS['a_flask']:.2f}",
+         med["a_ours_rps"] / med["a_flask_rps"] >= TARGETS["a_flask"]),
+        ("(b) added latency ms", added, f"<= {TARGETS['b_ms']}", added <= TARGETS["b_ms"]),
+        ("(c) req/s / 400", med["c_ours_rps"] / 400, f">= {TARGETS['c']:.2f}", med["c_ours_rps"] / 400 >= TARGETS["c"]),
+        ("(d) RSS MB (PSS in brackets)", med["rss_mb"], f"<= {TARGETS['d_mb']:.0f} ({med['pss_mb']:.0f})",
+         med["rss_mb"] <= TARGETS["d_mb"]),
+        ("(d) start to /health s", med["start_s"], f"<= {TARGETS['d_s']}", med["start_s"] <= TARGETS["d_s"]),
+    ]
+    if has_litellm:
+        ratio = med["a_ours_rps"] / med["a_litellm_rps"]
+        checks.insert(0, ("(a) ours / LiteLLM", ratio, f">= {TARGETS['a_litellm']:.0f}", ratio >= TARGETS["a_litellm"]))
+        checks.insert(3, ("(c) LiteLLM req/s / 400", med["c_litellm_rps"] / 400, "(reference)", True))
+    print("\n  ratio / figure                                    value  target")
+    for label, value, target, met in checks:
+        print(f"  {label:<46} {value:>9.2f}  {target:<14} {'met' if met else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run ((c) runs twice as long)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", choices=["gthread", "gevent"], default="gthread")
+    parser.add_argument("--no-litellm", dest="litellm", action="store_false")
+    args, _ = parser.parse_known_args()
+    if args.litellm and not LITELLM.exists():
+        print(f"LiteLLM is not installed ({LITELLM}); run `make bench-litellm` to compare against it")
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        results = run(args, Path(tmp))
+    report(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Process plumbing for the server benchmarks: start/stop services, wait for health, memory, and wrk runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A child process in its own session, stopped with SIGTERM (then SIGKILL) to its whole group."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+                 log: Path | None = None) -> None:
+        self.name = name
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd or ROOT, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._out = out
+
+    def wait_http(self, url: str, timeout: float = 120.0) -> float:
+        """Seconds from start until `url` answers 200; raises with the log's tail if it never does."""
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                    if response.status == 200:
+                        return time.monotonic() - self.started
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        tail = self.log.read_text(errors="replace")[-3000:] if self.log else ""
+        raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s\n{tail}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self._out is not subprocess.DEVNULL:
+            self._out.close()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB summed over the process tree: RSS counts shared pages once per process, PSS splits them."""
+    rss = pss = 0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installed from Debian's packages when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: installing it with apt-get (Debian package 'wrk')", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk could not be installed; install it with: apt-get install -y wrk")
+    return found
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    requests: int
+    errors: int  # socket errors (connect/read/write/timeout) plus non-2xx answers
+
+
+def post_script(path: Path, body: str, headers: dict[str, str]) -> Path:
+    """A wrk Lua script that POSTs `body` with `headers`."""
+    lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
+    lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _lua_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: float, timeout: float = 5.0) -> WrkResult:
+    """One wrk run (1 thread, keep-alive) against a loopback `url`."""
+    assert url.startswith("http://127.0.0.1:"), "benchmarks only target loopback addresses"
+    argv = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout:g}s", "--latency",
+            "-s", str(script), url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return WrkResult(rps, float(p50.group(1)) * UNITS[p50.group(2)] if p50 else float("nan"), requests, errors)
