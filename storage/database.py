@@ -67,7 +67,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver connection directly: it runs once per transaction, on the hot path of every call.
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 def get_engine(url: str | None = None) -> Engine:
