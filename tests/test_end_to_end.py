@@ -57,17 +57,17 @@ def test_original_templates_run_on_the_local_model(client):
 def test_two_gemini_models_and_the_local_model_compared(gemini_app):
     client = gemini_app.test_client()
     models = ["gemini-2.5-flash", "gemini-2.0-flash", "local"]
-    # A scorer makes quality decide (without one, latency and cost can legitimately tie the local model,
-    # free but slow, with the fastest Gemini model).
-    response = client.post("/api/compare", json={"models": models, "prompt": "What is the capital of France?",
-                                                 "params": {"max_tokens": 16, "temperature": 0},
-                                                 "scorers": [{"type": "contains", "reference": "Paris"}]})
+    # The wire server only echoes ("gemini says: ..."); a scorer rejecting echoes makes quality decide, so the
+    # result does not hang on latency or on the small model's exact wording.
+    response = client.post("/api/compare", json={"models": models, "prompt": "Name a primary colour.",
+                                                 "params": {"max_tokens": 8, "temperature": 0},
+                                                 "scorers": [{"type": "regex", "pattern": "^(?!gemini says)"}]})
     assert response.status_code == 200, response.get_json()
     comparison = response.get_json()["comparison"]
     assert len(comparison["results"]) == 3 and all(r["response"] for r in comparison["results"])
     metrics = comparison["comparison_metrics"]
     assert metrics["wall_time"] <= metrics["sequential_latency"]  # the three ran at the same time
-    assert comparison["winner"] == "smollm2-135m-instruct"  # the wire server echoes; only the model says Paris
+    assert comparison["winner"] == "smollm2-135m-instruct", comparison["explanation"]
     assert "quality" in comparison["explanation"]
     history = client.get("/api/comparisons").get_json()["comparisons"]
     assert len(history) == 1
