@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
 
 from storage.settings import get_settings
+from storage.sqlite_writer_lock import SQLiteWriterLock
 
 metadata = MetaData()
 # Surrogate keys: 64-bit on PostgreSQL; INTEGER on SQLite, where only that type autoincrements as the rowid.
@@ -26,6 +28,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _engines: dict[str, Engine] = {}
+_writer_locks: WeakKeyDictionary[Engine, SQLiteWriterLock] = WeakKeyDictionary()
 _engines_lock = threading.Lock()
 
 
@@ -40,6 +43,8 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
+        database = engine.url.database
+        _writer_locks[engine] = SQLiteWriterLock(None if database in (None, "", ":memory:") else database)
     else:
         settings = get_settings()  # 4 workers x 100 threads once exhausted PostgreSQL's 100 connections
         engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
@@ -99,8 +104,9 @@ def read(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
-    """A write transaction; on SQLite it takes the write lock at BEGIN so it waits instead of failing."""
-    with engine.connect() as conn:
+    """A write transaction; on SQLite it queues for the writer lock, then takes SQLite's at BEGIN."""
+    writer_lock = _writer_locks.get(engine)
+    with writer_lock.held() if writer_lock else nullcontext(), engine.connect() as conn:
         if is_sqlite(conn):
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy import (
 from storage import rollups
 from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
+from storage.group_commit import GroupCommit
 
 request_log = Table(
     "request_log",
@@ -100,12 +102,17 @@ class RequestLogRepository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._group_commit: GroupCommit[RequestRecord] = GroupCommit(self._insert_batch)
 
-    def insert(self, record: RequestRecord) -> int:
+    def insert(self, record: RequestRecord) -> None:
+        """Returns once the row and its rollups are committed; concurrent inserts share one transaction."""
+        self._group_commit.submit(record)
+
+    def _insert_batch(self, records: Sequence[RequestRecord]) -> None:
+        rows = [vars(record) for record in records]
         with write(self.engine) as conn:
-            result = conn.execute(_INSERT, vars(record))
-            rollups.apply_row(conn, vars(record))  # same transaction: rollups never drift from the log
-            return int(result.inserted_primary_key[0])
+            conn.execute(_INSERT, rows)
+            rollups.apply_rows(conn, [(row, 1) for row in rows])  # same transaction: never drift from the log
 
     def update(self, request_id: str, **values: Any) -> bool:
         where = request_log.c.request_id == request_id
@@ -113,8 +120,7 @@ class RequestLogRepository:
             before = conn.execute(select(request_log).where(where)).mappings().first()
             result = conn.execute(update(request_log).where(where).values(**values))
             if before is not None:  # move the row's rollup contribution from its old to its new values
-                rollups.apply_row(conn, before, sign=-1)
-                rollups.apply_row(conn, {**before, **values})
+                rollups.apply_rows(conn, [(before, -1), ({**before, **values}, 1)])
             return result.rowcount > 0
 
     def get(self, request_id: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Rebuild the hourly rollups from the raw request log with set-based SQL (seconds for a million rows).
 
-The live path (`storage.rollups.apply_row`) and this rebuild must agree exactly; tests compare them.
+The live path (`storage.rollups.apply_rows`) and this rebuild must agree exactly; tests compare them.
 """
 
 from __future__ import annotations
