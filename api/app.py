@@ -23,7 +23,6 @@ from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
 from api.wiring import EXTENSION_KEY, build_services, services
-from storage.api_key_store import ApiKeyStore
 from storage.settings import Settings
 
 
@@ -43,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     register_error_handlers(app)
     register_request_context(app)
-    register_auth(app, Authenticator(settings, ApiKeyStore(services(app).engine)))
+    register_auth(app, Authenticator(settings, services(app).api_keys))
     register_rate_limits(app, settings)
     register_cli(app)
     register_comparison_cli(app)

@@ -18,6 +18,7 @@ from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
 from monitoring.webhooks import WebhookNotifier
+from storage.api_key_store import ApiKeyStore
 from storage.database import get_engine
 from storage.request_log import RequestLogRepository
 from storage.settings import Settings
@@ -43,6 +44,7 @@ class Services:
     costs: CostTracker
     budgets: BudgetService
     workflows: WorkflowEngine
+    api_keys: ApiKeyStore
 
 
 def build_services(settings: Settings, *, register_default_models: bool = True) -> Services:
@@ -67,6 +69,7 @@ def build_services(settings: Settings, *, register_default_models: bool = True) 
         costs=CostTracker(engine),
         budgets=budgets,
         workflows=WorkflowEngine(registry, engine),
+        api_keys=ApiKeyStore(engine),
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +14,7 @@ from storage import rollup_reads
 from storage.budget_store import BudgetStore
 from storage.clock import utcnow
 from storage.database import read
+from storage.ttl_cache import TtlCache
 
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 REQUIRED_FIELDS = ("name", "scope", "period", "limit_usd", "hard_limit", "alert_thresholds")
@@ -108,10 +107,8 @@ class BudgetService:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.store = BudgetStore(engine)
-        self.cache_seconds = cache_seconds
         self.clock = clock
-        self._cache: tuple[float, list[dict[str, Any]]] | None = None
-        self._lock = threading.Lock()
+        self._cache: TtlCache[list[dict[str, Any]]] = TtlCache(cache_seconds)
 
     def create(self, spec: BudgetSpec) -> dict[str, Any]:
         budget = self.store.create(**spec.model_dump())
@@ -159,18 +156,11 @@ class BudgetService:
         return {**_jsonable(budget), "current": current}
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._cache = None
+        self._cache.clear()
 
     def all_cached(self) -> list[dict[str, Any]]:
         """Every budget, re-read at most once per `cache_seconds`: "no budgets" costs one tiny query per second."""
-        with self._lock:
-            if self._cache is not None and time.monotonic() - self._cache[0] < self.cache_seconds:
-                return self._cache[1]
-        budgets = self.store.list()
-        with self._lock:
-            self._cache = (time.monotonic(), budgets)
-        return budgets
+        return self._cache.get("all", self.store.list)
 
     def applicable(self, model_name: str, user_id: str | None) -> list[dict[str, Any]]:
         """Budgets a call of `model_name` by `user_id` counts against, in id order."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, String, Table, select, update
+from sqlalchemy import Column, DateTime, Engine, String, Table, bindparam, select, update
 
 from storage.clock import utcnow
 from storage.database import metadata, read, write
+from storage.ttl_cache import TtlCache
 
 api_keys = Table(
     "api_keys",
@@ -20,30 +21,40 @@ api_keys = Table(
     Column("revoked_at", DateTime),
 )
 
+# Built once: constructing a SQLAlchemy query costs more than running it against the cache.
+_ACTIVE_ID_FOR = select(api_keys.c.id).where(api_keys.c.key_hash == bindparam("key_hash"),
+                                              api_keys.c.revoked_at.is_(None))
+_ANY_ACTIVE = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
 _PUBLIC_COLUMNS = (api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at, api_keys.c.revoked_at)
 
 
 class ApiKeyStore:
-    """Creates, finds, lists and revokes key records by hash."""
+    """Creates, finds, lists and revokes key records by hash.
 
-    def __init__(self, engine: Engine) -> None:
+    The two lookups every `/api/` request makes are cached for `cache_seconds`: this process's own
+    changes apply at once, another process's (a key created or revoked there) within that time.
+    """
+
+    def __init__(self, engine: Engine, *, cache_seconds: float = 1.0) -> None:
         self.engine = engine
+        self._cache: TtlCache[str | bool | None] = TtlCache(cache_seconds)
 
     def add(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
         with write(self.engine) as conn:
             conn.execute(api_keys.insert(), {"id": key_id, "name": name, "key_hash": key_hash, "prefix": prefix,
                                               "created_at": utcnow()})
+        self._cache.clear()
 
     def active_id_for(self, key_hash: str) -> str | None:
         """The id of the unrevoked key with this hash, if any."""
-        query = select(api_keys.c.id).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-        with read(self.engine) as conn:
-            return conn.execute(query).scalar()
+        return self._cache.get(key_hash, lambda: self._first(_ACTIVE_ID_FOR, key_hash=key_hash))  # type: ignore[return-value]
 
     def any_active(self) -> bool:
-        query = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+        return self._cache.get("any_active", lambda: self._first(_ANY_ACTIVE) is not None)  # type: ignore[return-value]
+
+    def _first(self, query: Any, **params: Any) -> Any:
         with read(self.engine) as conn:
-            return conn.execute(query).first() is not None
+            return conn.execute(query, params).scalar()
 
     def revoke(self, key_id: str) -> bool:
         with write(self.engine) as conn:
@@ -51,7 +62,8 @@ class ApiKeyStore:
                 update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-            return result.rowcount > 0
+        self._cache.clear()
+        return result.rowcount > 0
 
     def list(self) -> list[dict[str, Any]]:
         with read(self.engine) as conn:
