@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -90,7 +90,8 @@ class GenerationResult(Mapping[str, Any]):
         return self.status == "success"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field (all scalars, so a shallow copy; `dataclasses.asdict` deep-copies at ~5x the cost)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:
