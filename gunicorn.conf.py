@@ -1,11 +1,11 @@
 """Production server: `gunicorn -c gunicorn.conf.py 'api.app:create_app()'` (also `make serve`).
 
 Every value comes from `storage.settings` (HOST, FLASK_PORT, WEB_CONCURRENCY, WEB_THREADS, WEB_WORKER_CLASS,
-WEB_GRACEFUL_TIMEOUT, WEB_PRELOAD). The default is gthread: 2 processes x 100 threads hold 200 provider
-calls in flight on 2 cores (measured by `make bench-server`). The app is imported once in the master and
-forked (`preload_app`), so workers share its memory and start together; each worker then drops the
-database connections it inherited. SIGTERM stops accepting and gives in-flight requests
-WEB_GRACEFUL_TIMEOUT seconds to finish.
+WEB_GRACEFUL_TIMEOUT, WEB_PRELOAD). The default is gthread: 2 processes x 200 threads hold 200 provider
+calls in flight on 2 cores, however unevenly the kernel spreads connections over the workers (measured
+by `make bench-server`). The app is imported once in the master and forked (`preload_app`), so workers
+share its memory and start together; each worker then drops the database connections it inherited.
+SIGTERM stops accepting and gives in-flight requests WEB_GRACEFUL_TIMEOUT seconds to finish.
 """
 
 from __future__ import annotations
