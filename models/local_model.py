@@ -120,6 +120,9 @@ class LocalModel(BaseModel):
                              "context_window": self.context_window},
                 )
             sampled = _SamplingCounter()
+            # Evaluate the whole prompt every time: reusing the previous call's cached prefix changes the
+            # batch split, hence the logits' last bits, and a greedy (temperature 0) answer can flip.
+            loaded.llm.reset()
             stream = loaded.llm.create_chat_completion(
                 messages=messages, stream=True, logits_processor=[sampled], **options
             )
