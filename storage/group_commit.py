@@ -43,14 +43,15 @@ class GroupCommit(Generic[Item]):
             self._queue.append(entry)
         with self._writer:
             if not entry.done:  # nobody took it while we waited: write it and everything queued behind it
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._write(batch)
+                self._write_queued()
         if entry.error is not None:
             raise entry.error
 
-    def _write(self, batch: list[_Entry[Item]]) -> None:
+    def _write_queued(self) -> None:
+        batch: list[_Entry[Item]] = []
         try:
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
             self._write_batch([entry.item for entry in batch])
         except BaseException as exc:
             if len(batch) == 1 or not isinstance(exc, Exception):

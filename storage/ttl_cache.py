@@ -22,20 +22,24 @@ class TtlCache(Generic[Value]):
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: dict[Hashable, tuple[float, Value]] = {}
+        self._generation = 0  # bumped by clear(): a load that started before it must not be stored
 
     def get(self, key: Hashable, load: Callable[[], Value]) -> Value:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
+            generation = self._generation
         if entry is not None and now - entry[0] < self.seconds:
             return entry[1]
         value = load()
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (now, value)
+            if generation == self._generation:  # else a write cleared the cache while we read: maybe stale
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[key] = (now, value)
         return value
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._generation += 1
