@@ -5,7 +5,8 @@
 (b) added latency at 1 connection: /api/generate p50 minus the upstream's own p50;
 (c) 500 ms upstream, 200 connections: req/s / 400 (Little's law);
 (d) RSS/PSS of the 2-worker service before the local model loads, and seconds from start to /health.
-Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios.
+Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios. Before
+each case every service must be idle, so one system's backlog never runs during another's measurement.
 LiteLLM runs when `.bench/litellm-venv` exists (`make bench-litellm` installs it).
 Usage: python -m benchmarks.bench_server [--rounds 3] [--seconds 5] [--no-litellm] [--worker-class gthread]
 """
@@ -20,7 +21,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.server_harness import ROOT, Service, WrkResult, free_port, memory_mb, post_script, run_wrk
+from benchmarks.server_harness import (
+    ROOT,
+    Service,
+    WrkResult,
+    free_port,
+    memory_mb,
+    post_script,
+    run_wrk,
+    wait_until_idle,
+)
 
 LITELLM = ROOT / ".bench" / "litellm-venv" / "bin" / "litellm"
 LITELLM_KEY = "sk-bench-local"
@@ -144,6 +154,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
         for index in range(args.rounds):
             print(f"  round {index + 1}/{args.rounds}", flush=True)
             for name, case in cases.items():
+                wait_until_idle([service.proc.pid for service in bench.services])
                 outcome = case()
                 results.setdefault(f"{name}_rps", []).append(outcome.rps)
                 results.setdefault(f"{name}_p50", []).append(outcome.p50_ms)

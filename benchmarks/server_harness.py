@@ -98,6 +98,34 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes of each tree in `pids`."""
+    ticks = 0
+    for member in (m for pid in pids for m in process_tree(pid)):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pids: list[int], *, window: float = 0.5, busy_fraction: float = 0.05,
+                    max_wait: float = 60.0) -> float:
+    """Wait until the services in `pids` use under `busy_fraction` of a core over `window` seconds.
+
+    A system still draining work from the previous case (LiteLLM keeps serving queued requests after
+    wrk stops) would otherwise steal CPU from the next one. Returns the seconds waited.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < max_wait:
+        before = cpu_seconds(pids)
+        time.sleep(window)
+        if cpu_seconds(pids) - before < busy_fraction * window:
+            break
+    return time.monotonic() - started
+
+
 def ensure_wrk() -> str:
     """The wrk binary; installed from Debian's packages when missing."""
     found = shutil.which("wrk")
