@@ -124,6 +124,8 @@ def test_request_carries_upstream_model_messages_options_and_key(server, make_mo
         "temperature": 0.2, "max_tokens": 64, "top_p": 0.9, "seed": 7, "stop": ["END"],
     }
     assert request["headers"]["x-stainless-retry-count"] == "0"  # the SDK's own retries are off
+    assert request["headers"]["user-agent"].startswith("OpenAI/Python")  # still the official SDK's request
+    assert not {"x-stainless-os", "x-stainless-arch", "x-stainless-runtime"} & set(request["headers"])
 
 
 # --- streaming --------------------------------------------------------------------------------------
