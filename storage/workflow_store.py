@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +30,9 @@ from storage.database import ID_TYPE, metadata, read, write
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
+# The engine refreshes `heartbeat_at` of the runs it drives this often; a run silent for STALE_AFTER has no live driver.
+HEARTBEAT_SECONDS = 15.0
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
 
 workflow_definitions = Table(
     "workflow_definitions",
@@ -63,6 +66,8 @@ workflow_runs = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
+    Column("owner", String(64)),  # the engine (host, process) driving the run
+    Column("heartbeat_at", DateTime),  # NULL: no driver vouches for the run (ownerless or pre-heartbeat rows)
     Index("ix_workflow_runs_status", "status"),
     Index("ix_workflow_runs_created_at", "created_at"),
 )
@@ -155,14 +160,17 @@ class WorkflowStore:
 
     def create_run(self, run_id: str, *, workflow_name: str, workflow_version: int | None,
                    definition: dict[str, Any], input_text: str, variables: dict[str, Any],
-                   steps: Sequence[dict[str, Any]]) -> None:
-        """Insert a `running` run and one `pending` row per step (`name`, `step_group`, `model`)."""
+                   steps: Sequence[dict[str, Any]], owner: str | None = None) -> None:
+        """Insert a `running` run and one `pending` row per step (`name`, `step_group`, `model`).
+
+        An `owner` gets a first heartbeat; without one the run is fair game for `mark_interrupted`.
+        """
         now = utcnow()
         with write(self.engine) as conn:
             conn.execute(workflow_runs.insert().values(
                 run_id=run_id, workflow_name=workflow_name, workflow_version=workflow_version, status="running",
                 definition=definition, input=input_text, variables=variables, wall_time=0.0,
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, **_ownership(owner, now),
             ))
             conn.execute(workflow_run_steps.insert(), [  # same keys in every row: executemany uses the first's
                 {"run_id": run_id, "position": position, "status": "pending", "name": step["name"],
@@ -171,10 +179,15 @@ class WorkflowStore:
             ])
 
     def update_step(self, run_id: str, position: int, **values: Any) -> None:
+        """Save a step's new values; a step saved is also a sign of life of an owned run."""
+        runs = workflow_runs.c
         with write(self.engine) as conn:
             conn.execute(update(workflow_run_steps).where(
                 (workflow_run_steps.c.run_id == run_id) & (workflow_run_steps.c.position == position)
             ).values(**values))
+            conn.execute(update(workflow_runs).where(
+                (runs.run_id == run_id) & (runs.status == "running") & runs.owner.is_not(None)
+            ).values(heartbeat_at=utcnow()))
 
     def finish_run(self, run_id: str, status: str, *, final_output: str | None = None, error: str | None = None,
                    error_step: str | None = None, wall_time: float = 0.0) -> None:
@@ -193,26 +206,42 @@ class WorkflowStore:
                 finished_at=now if status == "succeeded" else None,
             ))
 
-    def claim_for_resume(self, run_id: str) -> bool:
-        """Atomically move a failed or interrupted run back to `running`; False if another caller won."""
+    def claim_for_resume(self, run_id: str, owner: str | None = None) -> bool:
+        """Atomically move a failed or interrupted run back to `running` (for `owner`); False if another caller won."""
+        now = utcnow()
         with write(self.engine) as conn:
             result = conn.execute(update(workflow_runs).where(
                 (workflow_runs.c.run_id == run_id) & workflow_runs.c.status.in_(RESUMABLE)
-            ).values(status="running", error=None, error_step=None, updated_at=utcnow()))
+            ).values(status="running", error=None, error_step=None, updated_at=now, **_ownership(owner, now)))
             return result.rowcount > 0
 
-    def mark_interrupted(self) -> int:
-        """Runs left `running` (the process died mid-run) become `interrupted`; returns how many."""
+    def heartbeat(self, owner: str) -> int:
+        """Tell other processes that `owner` is still driving its running runs; returns how many."""
+        runs = workflow_runs.c
         with write(self.engine) as conn:
-            running = select(workflow_runs.c.run_id).where(workflow_runs.c.status == "running")
-            conn.execute(update(workflow_run_steps).where(
-                workflow_run_steps.c.run_id.in_(running) & (workflow_run_steps.c.status == "running")
-            ).values(status="interrupted"))
-            result = conn.execute(update(workflow_runs).where(workflow_runs.c.status == "running").values(
+            result = conn.execute(update(workflow_runs).where((runs.status == "running") & (runs.owner == owner))
+                                  .values(heartbeat_at=utcnow()))
+            return result.rowcount
+
+    def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> int:
+        """Runs left `running` without a heartbeat for `stale_after` become `interrupted`; returns how many.
+
+        Their driver died. Runs another live process drives (a worker, a CLI command, another host) keep beating
+        and are left alone; runs without a heartbeat (ownerless, or from before heartbeats) count as abandoned.
+        """
+        runs = workflow_runs.c
+        abandoned = (runs.status == "running") & (runs.heartbeat_at.is_(None)
+                                                  | (runs.heartbeat_at < utcnow() - stale_after))
+        with write(self.engine) as conn:
+            marked = conn.execute(update(workflow_runs).where(abandoned).values(
                 status="interrupted", error="the process stopped while the run was in progress",
                 updated_at=utcnow(),
-            ))
-            return result.rowcount
+            ).returning(runs.run_id)).scalars().all()
+            if marked:  # exactly the runs marked: a run whose heartbeat came in meanwhile keeps its steps
+                conn.execute(update(workflow_run_steps).where(
+                    workflow_run_steps.c.run_id.in_(marked) & (workflow_run_steps.c.status == "running")
+                ).values(status="interrupted"))
+            return len(marked)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run with its steps in order."""
@@ -237,6 +266,11 @@ class WorkflowStore:
             query = query.where(workflow_runs.c.workflow_name == workflow_name)
         with read(self.engine) as conn:
             return [_dates(dict(row)) for row in conn.execute(query).mappings()]
+
+
+def _ownership(owner: str | None, now: datetime) -> dict[str, Any]:
+    """The columns that say who drives a run; no owner, no heartbeat."""
+    return {"owner": owner, "heartbeat_at": now if owner is not None else None}
 
 
 def _dates(data: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
 import pytest
+from sqlalchemy import Engine, select, update
 
 from models.errors import ProviderUnavailableError
-from storage.workflow_store import WorkflowStore
+from storage.clock import utcnow
+from storage.workflow_store import STALE_AFTER, WorkflowStore, workflow_runs
 from tests.fakes import FakeModel
+from workflows import heartbeat
 from workflows.errors import RunNotResumableError, WorkflowStepFailedError, WorkflowValidationError
 from workflows.workflow_engine import WorkflowEngine
 from workflows.workflow_templates import WorkflowTemplates
@@ -219,3 +228,101 @@ def test_workflow_max_tokens_applies_to_steps_that_set_none(wf, fake_model) -> N
     steps = [{"name": "a", "prompt": "one {input}"}, {"name": "b", "prompt": "two {input}", "max_tokens": 3}]
     wf.run({"name": "capped", "max_tokens": 7, "steps": steps}, "x")
     assert [call.max_tokens for call in fake_model.calls] == [7, 3]
+
+
+def _in_background(work: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _left_running(store: WorkflowStore, run_id: str, owner: str | None) -> None:
+    """A run with its first step in flight, as the process driving it would have left it."""
+    store.create_run(run_id, workflow_name="wf", workflow_version=None, definition={"name": "wf", "steps": []},
+                     input_text="t", variables={}, steps=[{"name": "a", "model": "fake-model"}], owner=owner)
+    store.update_step(run_id, 0, status="running")
+
+
+def _set_heartbeat(engine: Engine, run_id: str, at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(workflow_runs).where(workflow_runs.c.run_id == run_id).values(heartbeat_at=at))
+
+
+def _heartbeat_at(engine: Engine, run_id: str) -> datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(select(workflow_runs.c.heartbeat_at).where(workflow_runs.c.run_id == run_id)).scalar_one()
+
+
+def _states(store: WorkflowStore, run_id: str) -> tuple[str, str]:
+    run = store.get_run(run_id)
+    return run["status"], run["steps"][0]["status"]
+
+
+def test_a_new_engine_leaves_alone_the_runs_another_live_engine_drives(wf, svc) -> None:
+    slow = FakeModel("slow-model", delay=0.3)
+    svc.registry.register_model(slow)
+    results = []
+    thread = _in_background(lambda: results.append(wf.execute_workflow("busy", _chain("a", model="slow-model"), "t")))
+    _wait_for(lambda: slow.calls)
+
+    other = WorkflowEngine(svc.registry, svc.engine)  # e.g. a gunicorn worker or CLI command starting meanwhile
+    assert other.interrupted_at_start == 0
+    (run,) = wf.list_runs(status="running")
+    assert _states(wf.store, run["run_id"]) == ("running", "running")
+    assert run["owner"] == wf.owner != other.owner
+    thread.join(5)
+    assert results[0]["status"] == "succeeded"
+
+
+def test_a_new_engine_marks_runs_whose_heartbeat_went_stale(svc) -> None:
+    store = WorkflowStore(svc.engine)
+    _left_running(store, "died", owner="gone-host:1:dead")
+    _set_heartbeat(svc.engine, "died", utcnow() - STALE_AFTER - timedelta(seconds=1))
+    _left_running(store, "alive", owner="other-host:2:beef")
+
+    engine = WorkflowEngine(svc.registry, svc.engine)
+    assert engine.interrupted_at_start == 1
+    assert _states(store, "died") == ("interrupted", "interrupted")
+    assert _states(store, "alive") == ("running", "running")
+
+
+def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, svc, monkeypatch) -> None:
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    slow = FakeModel("slow-model", delay=0.3)
+    svc.registry.register_model(slow)
+    past = datetime(2020, 1, 1)
+    _left_running(wf.store, "foreign", owner="other-host:2:beef")
+    _set_heartbeat(svc.engine, "foreign", past)
+
+    thread = _in_background(lambda: wf.execute_workflow("beating", _chain("a", model="slow-model"), "t"))
+    _wait_for(lambda: slow.calls)
+    (run_id,) = [r["run_id"] for r in wf.list_runs(status="running") if r["owner"] == wf.owner]
+    first = _heartbeat_at(svc.engine, run_id)
+    _wait_for(lambda: _heartbeat_at(svc.engine, run_id) > first)
+    assert not slow.spans, "the heartbeat moved only once the step was saved, not while the model call ran"
+    thread.join(5)
+
+    assert _heartbeat_at(svc.engine, "foreign") == past
+    _wait_for(lambda: wf.heartbeat._thread is None)  # no run in flight: the thread ends
+
+
+def test_a_forked_process_gets_its_own_owner_id_and_heartbeat_thread(wf, monkeypatch) -> None:
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    parent = wf.owner
+    assert wf.owner == parent and f":{os.getpid()}:" in parent
+    with wf.heartbeat.driving() as owner:
+        parent_thread = wf.heartbeat._thread
+    assert owner == parent and parent_thread is not None
+
+    monkeypatch.setattr(os, "getpid", lambda: 4242)  # a worker forked from the preloaded app, parent thread and all
+    child = wf.owner
+    assert child != parent and ":4242:" in child and len(child) <= 64
+    with wf.heartbeat.driving() as owner:
+        assert owner == child and wf.heartbeat._thread not in (None, parent_thread)

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, select, update
 
+from storage.clock import utcnow
 from storage.database import metadata
-from storage.workflow_store import WorkflowStore
+from storage.workflow_store import STALE_AFTER, WorkflowStore, workflow_runs
 
 TABLES = {"workflow_definitions", "workflow_runs", "workflow_run_steps"}
 
 
-def _create(store: WorkflowStore, run_id: str, name: str = "wf") -> None:
+def _create(store: WorkflowStore, run_id: str, name: str = "wf", owner: str | None = None) -> None:
     store.create_run(run_id, workflow_name=name, workflow_version=None, definition={"name": name, "steps": []},
-                     input_text="in", variables={"k": "v"},
+                     input_text="in", variables={"k": "v"}, owner=owner,
                      steps=[{"name": "a", "model": "m"}, {"name": "b", "model": "m", "step_group": "g"}])
+
+
+def _set_heartbeat(engine: Engine, run_id: str, at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(workflow_runs).where(workflow_runs.c.run_id == run_id).values(heartbeat_at=at))
+
+
+def _heartbeat_at(engine: Engine, run_id: str) -> datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(select(workflow_runs.c.heartbeat_at).where(workflow_runs.c.run_id == run_id)).scalar_one()
 
 
 def test_migration_matches_the_table_definitions(engine) -> None:
@@ -63,3 +77,42 @@ def test_interrupted_runs_and_resume_claims(engine) -> None:
     assert [r["run_id"] for r in store.list_runs(status="running")] == ["left"]
     assert "definition" not in store.list_runs()[0]
     assert store.get_run("nope") is None
+
+
+def test_only_runs_without_a_recent_heartbeat_are_marked_interrupted(engine) -> None:
+    store = WorkflowStore(engine)
+    for run_id in ("live", "stale", "legacy"):
+        _create(store, run_id, owner=None if run_id == "legacy" else f"host:1:{run_id}")
+        store.update_step(run_id, 0, status="running")
+    _set_heartbeat(engine, "stale", utcnow() - timedelta(seconds=61))
+    assert _heartbeat_at(engine, "legacy") is None  # no owner, no heartbeat: like rows from before heartbeats
+
+    assert store.mark_interrupted(timedelta(seconds=60)) == 2
+    runs = {run_id: store.get_run(run_id) for run_id in ("live", "stale", "legacy")}
+    states = {run_id: (run["status"], run["steps"][0]["status"]) for run_id, run in runs.items()}
+    assert states == {"live": ("running", "running"), "stale": ("interrupted", "interrupted"),
+                      "legacy": ("interrupted", "interrupted")}
+
+    assert store.mark_interrupted() == 0  # the default allows STALE_AFTER of silence
+    _set_heartbeat(engine, "live", utcnow() - STALE_AFTER - timedelta(seconds=1))
+    assert store.mark_interrupted() == 1 and store.get_run("live")["steps"][0]["status"] == "interrupted"
+
+
+def test_claims_heartbeats_and_step_saves_refresh_only_the_owners_runs(engine) -> None:
+    past = datetime(2020, 1, 1)
+    store = WorkflowStore(engine)
+    _create(store, "mine", owner="a")
+    _create(store, "theirs", owner="b")
+    _create(store, "legacy")
+    store.finish_run("mine", "failed", error="boom")
+    assert store.claim_for_resume("mine", "c") is True
+    assert store.get_run("mine")["owner"] == "c" and _heartbeat_at(engine, "mine") is not None
+
+    for run_id in ("mine", "theirs"):
+        _set_heartbeat(engine, run_id, past)
+    assert store.heartbeat("c") == 1
+    assert _heartbeat_at(engine, "mine") > past and _heartbeat_at(engine, "theirs") == past
+
+    store.update_step("theirs", 0, status="running")
+    store.update_step("legacy", 0, status="running")
+    assert _heartbeat_at(engine, "theirs") > past and _heartbeat_at(engine, "legacy") is None

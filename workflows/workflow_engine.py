@@ -33,6 +33,7 @@ from workflows.errors import (
     WorkflowStepFailedError,
     WorkflowValidationError,
 )
+from workflows.heartbeat import RunHeartbeat
 from workflows.step_runner import Caller, StepFailedError, StepOutcome, StepRunner
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,11 @@ class _ActiveRun:
 
 
 class WorkflowEngine:
-    """Execute multi-step workflows. Construction marks runs a crashed process left `running` as `interrupted`."""
+    """Execute multi-step workflows.
+
+    Construction marks runs `interrupted` whose driving process stopped beating (it died); runs that another live
+    process (a gunicorn worker, a CLI command, another host) is driving are left alone.
+    """
 
     def __init__(self, registry: ModelRegistry | None = None, engine: Engine | str | None = None, *,
                  recover_interrupted: bool = True, max_parallel: int = 8) -> None:
@@ -79,6 +84,7 @@ class WorkflowEngine:
         self.store = WorkflowStore(engine or self.registry.engine)
         self.runner = StepRunner(self.registry, RequestLogRepository(self.registry.engine))
         self.max_parallel = max_parallel
+        self.heartbeat = RunHeartbeat(self.store)
         self.interrupted_at_start = self.store.mark_interrupted() if recover_interrupted else 0
         if self.interrupted_at_start:
             log.warning("Marked %d workflow run(s) left running as interrupted", self.interrupted_at_start)
@@ -87,6 +93,11 @@ class WorkflowEngine:
     def model_registry(self) -> ModelRegistry:
         """The original attribute name for `registry`."""
         return self.registry
+
+    @property
+    def owner(self) -> str:
+        """Whom this engine's runs are recorded as driven by: host, process and engine."""
+        return self.heartbeat.owner
 
     # -- running -------------------------------------------------------------------------------
 
@@ -106,12 +117,14 @@ class WorkflowEngine:
         models = self._validate(definition, variables)
         run_id = str(uuid.uuid4())
         input_text = initial_input if isinstance(initial_input, str) else str(initial_input)
-        self.store.create_run(
-            run_id, workflow_name=definition.name, workflow_version=version, definition=definition.dump(),
-            input_text=input_text, variables=variables,
-            steps=[{"name": s.name, "step_group": s.group, "model": models[i]} for i, s in enumerate(definition.steps)],
-        )
-        return self._drive(run_id, definition, models, caller)
+        with self.heartbeat.driving() as owner:
+            self.store.create_run(
+                run_id, workflow_name=definition.name, workflow_version=version, definition=definition.dump(),
+                input_text=input_text, variables=variables, owner=owner,
+                steps=[{"name": s.name, "step_group": s.group, "model": models[i]}
+                       for i, s in enumerate(definition.steps)],
+            )
+            return self._drive(run_id, definition, models, caller)
 
     def run_saved(self, name: str, initial_input: Any, *, version: int | None = None,
                   variables: dict[str, Any] | None = None, caller: Caller | None = None) -> dict[str, Any]:
@@ -130,9 +143,10 @@ class WorkflowEngine:
                                        run_id=run_id, status=run["status"])
         definition = load_definition(run["definition"])
         models = self._validate(definition, run["variables"] or {})
-        if not self.store.claim_for_resume(run_id):
-            raise RunNotResumableError(f"Run {run_id} is already being resumed", run_id=run_id)
-        return self._drive(run_id, definition, models, caller)
+        with self.heartbeat.driving() as owner:
+            if not self.store.claim_for_resume(run_id, owner):
+                raise RunNotResumableError(f"Run {run_id} is already being resumed", run_id=run_id)
+            return self._drive(run_id, definition, models, caller)
 
     def _validate(self, definition: WorkflowDefinition, variables: dict[str, Any]) -> list[str]:
         check_definition(definition)

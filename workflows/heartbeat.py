@@ -1,0 +1,78 @@
+"""Heartbeats of the workflow runs a process drives: a run whose heartbeat stops belongs to a dead process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from storage.workflow_store import HEARTBEAT_SECONDS, WorkflowStore
+
+log = logging.getLogger(__name__)
+
+
+class RunHeartbeat:
+    """Keeps `heartbeat_at` of the runs one engine drives fresh, so no other process takes them for abandoned.
+
+    One daemon thread per engine and process, alive only while runs are in flight (it never outlives the work
+    or keeps the process alive). The owner id is per process: a worker forked from a preloaded app derives
+    its own on first use instead of beating, or recording runs, under its parent's id.
+    """
+
+    def __init__(self, store: WorkflowStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._owner = ""
+        self._active = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def owner(self) -> str:
+        with self._lock:
+            return self._current_owner()
+
+    @contextmanager
+    def driving(self) -> Iterator[str]:
+        """Beat for the owner (yielded, to record on the run) until the run is no longer driven here."""
+        with self._lock:
+            owner = self._current_owner()
+            self._active += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="workflow-heartbeat", daemon=True)
+                self._thread.start()
+        try:
+            yield owner
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _current_owner(self) -> str:
+        """The owner id of this process; after a fork the parent's id, count and thread are not ours."""
+        if self._pid != os.getpid():
+            self._pid, self._owner = os.getpid(), _new_owner()
+            self._active, self._thread = 0, None
+        return self._owner
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self._lock:
+                if self._active == 0:
+                    self._thread = None
+                    return
+                owner = self._owner
+            try:
+                self.store.heartbeat(owner)
+            except Exception:  # a database hiccup must not end the heartbeat of runs still in flight
+                log.exception("Workflow heartbeat for %s failed; retrying in %s s", owner, HEARTBEAT_SECONDS)
+
+
+def _new_owner() -> str:
+    """host:pid:random, at most 64 characters (the column); the random part tells engines of one process apart."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
