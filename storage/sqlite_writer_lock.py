@@ -8,18 +8,22 @@ and wake as soon as the previous one commits, across threads and worker processe
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads still queue; across processes SQLite's busy handler takes over
+    fcntl = None  # type: ignore[assignment]
 
 
 class SQLiteWriterLock:
     """A re-entrant lock over every writer of one database file, in this process and in others."""
 
     def __init__(self, database_path: str | None) -> None:
-        self.lock_path = f"{database_path}-writer.lock" if database_path else None
+        self.lock_path = f"{database_path}-writer.lock" if database_path and fcntl else None
         self._thread_lock = threading.RLock()
         self._fd: int | None = None
         self._fd_pid: int | None = None
