@@ -84,7 +84,8 @@ def time_endpoints(urls: list[str], repeats: int) -> dict[str, dict[str, float]]
     """Median milliseconds per database and endpoint; calls alternate between databases, so load hits both alike."""
     clients = {}
     for url in urls:
-        settings = Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": url})
+        overrides = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}  # no access-log line per timed request
+        settings = Settings.from_env(environ={}, env_file=None, overrides=overrides)
         clients[url] = create_app({"SETTINGS": settings, "REGISTER_DEFAULT_MODELS": False}).test_client()
     samples: dict[str, dict[str, list[float]]] = {url: {path: [] for path in ENDPOINTS} for url in urls}
     for attempt in range(repeats + 2):
