@@ -21,6 +21,7 @@ from storage.settings import Settings
 DEFAULT_NAME = "smollm2-135m-instruct"
 DEFAULT_CONTEXT = 2048
 DEFAULT_MAX_TOKENS = 256
+MAX_CACHED_PREFIXES = 64  # shared template prefixes, one per distinct system prompt
 
 
 class LocalModelError(ModelError):
@@ -56,6 +57,7 @@ class _LoadedModel:
             bos_token=vocab.token_get_text(self.llm.token_bos()),
         )
         self.lock = threading.Lock()
+        self._prefixes: dict[str | None, list[int]] = {}
 
     @classmethod
     def get(cls, path: str, n_threads: int, n_ctx: int) -> _LoadedModel:
@@ -65,11 +67,45 @@ class _LoadedModel:
             return cls._instances[path]
 
     def count(self, text: str, *, special: bool = False) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        return len(self.tokens(text, special=special))
 
-    def count_prompt(self, messages: list[dict[str, str]]) -> int:
+    def tokens(self, text: str, *, special: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """Exact prompt tokens: the chat template applied as llama.cpp applies it, then tokenized."""
-        return self.count(self.formatter(messages=messages).prompt, special=True)
+        return self.tokens(self.formatter(messages=messages).prompt, special=True)
+
+    def prepare_cache(self, messages: list[dict[str, str]], prompt: list[int]) -> None:
+        """Leave in llama.cpp's cache only the template's shared prefix (system turn, user header).
+
+        Reusing whatever prefix the last call left changes how the prompt is split into batches, and
+        with it the logits' last bits: a temperature-0 answer could differ between two identical
+        calls. Here every call evaluates [shared prefix][rest of the prompt] the same way, so greedy
+        answers are reproducible, and the prefix (about 30 tokens) is still evaluated only once.
+        """
+        shared = self._shared_prefix(messages)
+        llm = self.llm
+        if prompt[: len(shared)] != shared:
+            llm.reset()
+        elif llm.n_tokens >= len(shared) and llm.input_ids[: len(shared)].tolist() == shared:
+            llm.n_tokens = len(shared)  # llama-cpp-python drops the cached tokens beyond it
+        else:
+            llm.reset()
+            llm.eval(shared)
+
+    def _shared_prefix(self, messages: list[dict[str, str]]) -> list[int]:
+        """The tokens every prompt with these non-user messages starts with (cached per system prompt)."""
+        system = messages[0]["content"] if messages[0]["role"] == "system" else None
+        if system not in self._prefixes:
+            probes = [self.prompt_tokens([*messages[:-1], {"role": "user", "content": text}]) for text in "ab"]
+            common = 0
+            while common < min(map(len, probes)) and probes[0][common] == probes[1][common]:
+                common += 1
+            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+                self._prefixes.clear()
+            self._prefixes[system] = probes[0][:common]
+        return self._prefixes[system]
 
 
 class LocalModel(BaseModel):
@@ -111,7 +147,8 @@ class LocalModel(BaseModel):
         messages = _messages(request)
         options = self._options(request)
         with loaded.lock:
-            prompt_tokens = loaded.count_prompt(messages)
+            prompt = loaded.prompt_tokens(messages)
+            prompt_tokens = len(prompt)
             if prompt_tokens + options["max_tokens"] > self.context_window:
                 raise ContextLengthExceededError(
                     f"Prompt of {prompt_tokens} tokens plus max_tokens {options['max_tokens']} exceeds "
@@ -120,9 +157,7 @@ class LocalModel(BaseModel):
                              "context_window": self.context_window},
                 )
             sampled = _SamplingCounter()
-            # Evaluate the whole prompt every time: reusing the previous call's cached prefix changes the
-            # batch split, hence the logits' last bits, and a greedy (temperature 0) answer can flip.
-            loaded.llm.reset()
+            loaded.prepare_cache(messages, prompt)
             stream = loaded.llm.create_chat_completion(
                 messages=messages, stream=True, logits_processor=[sampled], **options
             )

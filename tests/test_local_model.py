@@ -36,6 +36,26 @@ def test_stream_matches_the_plain_call(local):
     assert result["ttft"] is not None and result["ttft"] < result["latency"]
 
 
+def test_greedy_answers_do_not_depend_on_what_ran_before(local):
+    """llama.cpp's prompt cache must not change a temperature-0 answer (it did when prefixes were reused)."""
+    prompts = ["Name a colour.", "Name an animal.", "Name a colour."]
+    first, _, again = (local.generate(p, max_tokens=6, temperature=0)["response"] for p in prompts)
+    assert first == again
+    with_system = [local.generate("Name a colour.", system="Answer in French.", max_tokens=6, temperature=0)
+                   for _ in range(2)]
+    assert with_system[0]["response"] == with_system[1]["response"]
+
+
+def test_the_shared_template_prefix_stays_cached_between_calls(local):
+    local.generate("Name a colour.", max_tokens=2)
+    loaded = local._loaded
+    messages = [{"role": "user", "content": "Name an animal."}]
+    shared = loaded._shared_prefix(messages)
+    assert 0 < len(shared) < len(loaded.prompt_tokens(messages))
+    loaded.prepare_cache(messages, loaded.prompt_tokens(messages))
+    assert loaded.llm.n_tokens == len(shared)  # reused, not re-evaluated from scratch
+
+
 def test_count_tokens_uses_the_model_tokenizer(local):
     assert local.count_tokens("hello world") == 2
 
