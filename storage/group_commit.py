@@ -28,11 +28,15 @@ class _Entry(Generic[Item]):
 class GroupCommit(Generic[Item]):
     """Runs `write_batch(items)` for whatever is pending; `submit` returns once its item was written.
 
-    When a batch fails, its items are retried one by one, so one bad item fails only its own caller.
+    When a batch fails with an error one item can cause (`item_error`, e.g. a constraint violation),
+    its items are retried one by one, so a bad item fails only its own caller. Other errors (a lost
+    connection) fail the whole batch at once rather than being retried item by item.
     """
 
-    def __init__(self, write_batch: Callable[[Sequence[Item]], None]) -> None:
+    def __init__(self, write_batch: Callable[[Sequence[Item]], None], *,
+                 item_error: Callable[[Exception], bool] = lambda exc: True) -> None:
         self._write_batch = write_batch
+        self._item_error = item_error
         self._writer = threading.Lock()  # held while a batch is written
         self._queue_lock = threading.Lock()
         self._queue: list[_Entry[Item]] = []
@@ -54,7 +58,7 @@ class GroupCommit(Generic[Item]):
                 batch, self._queue = self._queue, []
             self._write_batch([entry.item for entry in batch])
         except BaseException as exc:
-            if len(batch) == 1 or not isinstance(exc, Exception):
+            if len(batch) == 1 or not isinstance(exc, Exception) or not self._item_error(exc):
                 for entry in batch:
                     entry.error = exc
             else:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from storage import rollups
 from storage.clock import utcnow
@@ -102,7 +103,7 @@ class RequestLogRepository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._group_commit: GroupCommit[RequestRecord] = GroupCommit(self._insert_batch)
+        self._group_commit: GroupCommit[RequestRecord] = GroupCommit(self._insert_batch, item_error=_one_rows_fault)
 
     def insert(self, record: RequestRecord) -> None:
         """Returns once the row and its rollups are committed; concurrent inserts share one transaction."""
@@ -153,6 +154,12 @@ class RequestLogRepository:
             query = query.where(request_log.c[column] == value)
         with read(self.engine) as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _one_rows_fault(exc: Exception) -> bool:
+    """A constraint violation or a bad value is one row's fault; a database error (lost connection,
+    lock timeout) is not, and retrying the batch row by row would only repeat it."""
+    return isinstance(exc, (IntegrityError, DataError)) or not isinstance(exc, DBAPIError)
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

@@ -130,6 +130,32 @@ def test_group_commit_failed_batch_is_retried_singly_so_only_the_bad_item_fails(
     assert held.sizes == [1, len(items) - 1] + [1] * (len(items) - 1)  # the batch failed, then one by one
 
 
+def test_group_commit_fails_the_whole_batch_at_once_on_an_error_no_single_item_causes():
+    """A lost database is not one item's fault: retrying N items one by one would only repeat it N times."""
+    held = FirstCallHeld(lambda items: None)
+
+    def write_items(items) -> None:
+        if len(held.calls) > 1:
+            raise ConnectionError("database unreachable")
+
+    held.write_items = write_items
+    group_commit = GroupCommit(held, item_error=lambda exc: not isinstance(exc, ConnectionError))
+    outcomes = _submit_queued(group_commit, held, ["first", *(f"item{i}" for i in range(6))])
+    assert outcomes[0] is None and all(isinstance(outcome, ConnectionError) for outcome in outcomes[1:])
+    assert held.sizes == [1, 6]  # no single retries
+
+
+def test_request_log_tells_one_rows_fault_from_a_database_failure():
+    from sqlalchemy.exc import DataError, OperationalError
+
+    from storage.request_log import _one_rows_fault
+
+    assert _one_rows_fault(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")))
+    assert _one_rows_fault(DataError("INSERT", {}, Exception("value too long")))
+    assert _one_rows_fault(TypeError("Object of type set is not JSON serializable"))
+    assert not _one_rows_fault(OperationalError("INSERT", {}, Exception("server closed the connection")))
+
+
 def test_group_commit_lone_submitter_writes_in_its_own_thread():
     """No hand-off to another thread, so no added latency when there is no contention."""
     writers: list[threading.Thread] = []
