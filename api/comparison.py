@@ -1,7 +1,8 @@
 """Comparison endpoints: compare models on a prompt, the history and leaderboard, and benchmark runs.
 
 `POST /api/benchmarks` answers 202 at once and runs the benchmark on a background thread; poll
-`GET /api/benchmarks/<id>` for `progress` and, when `status` is `completed`, the `report`.
+`GET /api/benchmarks/<id>` for `progress` and, when `status` is `completed`, the `report`. A run's `status` is
+`pending`, `running`, `completed`, `failed` or `interrupted` (the process executing it stopped; it does not resume).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class BenchmarkPath(BaseModel):
     run_id: RowId
 
 
-BENCHMARK_RUN = json_object("A benchmark run: status, progress, params and, once completed, the report")
+BENCHMARK_RUN = json_object("A benchmark run: status (pending, running, completed, failed or interrupted: the "
+                            "process executing it stopped), progress, params and, once completed, the report")
 
 
 @bp.post("/compare", responses={200: json_object("Each model's results, the scores and the winner")})

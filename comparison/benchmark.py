@@ -2,6 +2,8 @@
 
 Progress is the run record's `completed` / `total`, updated with each stored answer; the CLI shows it as a
 progress bar through `on_progress`, and HTTP callers poll the run record while it runs in a background thread.
+A running run records its runner (`owner`) and a `heartbeat_at` the runner refreshes; a run whose runner died
+becomes `interrupted` when the next runner starts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from comparison.scoring import ScoringPlan, build_scoring, mean_score
 from models.base_model import BaseModel
 from models.model_registry import ModelRegistry
 from models.results import GenerationResult
+from storage.heartbeat import RunHeartbeat
 
 if TYPE_CHECKING:
     from comparison.comparison_store import ComparisonStore
@@ -29,9 +32,14 @@ Progress = Callable[[int, int], None]  # (answers stored so far, total answers)
 
 
 class BenchmarkRunner:
-    """Runs benchmarks through the registry and records them in the store."""
+    """Runs benchmarks through the registry and records them in the store.
 
-    def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None) -> None:
+    Construction marks runs `interrupted` whose executing process stopped beating (it died); runs that another
+    live process is executing, and `pending` runs, are left alone.
+    """
+
+    def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None, *,
+                 recover_interrupted: bool = True) -> None:
         self.registry = registry or ModelRegistry()
         if store is None:
             from comparison.comparison_store import ComparisonStore
@@ -40,6 +48,15 @@ class BenchmarkRunner:
         self.store = store
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.heartbeat = RunHeartbeat(self.store.benchmark_heartbeat, name="benchmark-heartbeat")
+        self.interrupted_at_start = self.store.mark_interrupted_benchmarks() if recover_interrupted else 0
+        if self.interrupted_at_start:
+            log.warning("Marked %d benchmark run(s) left running as interrupted", self.interrupted_at_start)
+
+    @property
+    def owner(self) -> str:
+        """Whom this runner's benchmark runs are recorded as executed by: host, process and runner."""
+        return self.heartbeat.owner
 
     def create(self, models: Sequence[str], dataset: Dataset | None = None, *, temperature: float | None = 0.0,
                max_tokens: int | None = None, quality_bar: float = DEFAULT_QUALITY_BAR) -> int:
@@ -70,16 +87,17 @@ class BenchmarkRunner:
             if on_progress is not None:
                 on_progress(completed, run["total"])
 
-        try:
-            models = [self.registry.get_model(name) for name in run["models"]]
-            self.store.mark_benchmark(run_id, "running")
-            for item in items:
-                self._run_item(run_id, item, models, params, stored)
-            report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])
-        except Exception as exc:
-            self.store.mark_benchmark(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        self.store.mark_benchmark(run_id, "completed", report=report)
+        with self.heartbeat.driving() as owner:
+            try:
+                models = [self.registry.get_model(name) for name in run["models"]]
+                self.store.mark_benchmark(run_id, "running", owner=owner)
+                for item in items:
+                    self._run_item(run_id, item, models, params, stored)
+                report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])
+            except Exception as exc:
+                self.store.mark_benchmark(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+                raise
+            self.store.mark_benchmark(run_id, "completed", report=report)
         return report
 
     def run(self, models: Sequence[str], dataset: Dataset | None = None, *, on_progress: Progress | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -11,6 +12,7 @@ from comparison.ratings import elo_ratings, leaderboard
 from storage.comparison_benchmarks import BenchmarkRepository
 from storage.comparison_repository import ComparisonRepository, EntryRow, PairRow
 from storage.database import get_engine
+from storage.heartbeat import STALE_AFTER
 from storage.settings import get_settings
 
 
@@ -66,8 +68,16 @@ class ComparisonStore:
         return self.benchmarks.add_result(run_id, result)
 
     def mark_benchmark(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
-                       error: str | None = None) -> None:
-        self.benchmarks.set_status(run_id, status, report=report, error=error)
+                       error: str | None = None, owner: str | None = None) -> None:
+        self.benchmarks.set_status(run_id, status, report=report, error=error, owner=owner)
+
+    def benchmark_heartbeat(self, owner: str) -> int:
+        """Refresh `heartbeat_at` of the benchmark runs `owner` is executing; returns how many."""
+        return self.benchmarks.heartbeat(owner)
+
+    def mark_interrupted_benchmarks(self, stale_after: timedelta = STALE_AFTER) -> int:
+        """Benchmark runs left `running` by a runner that stopped beating become `interrupted`; returns how many."""
+        return self.benchmarks.mark_interrupted(stale_after)
 
     def get_benchmark(self, run_id: int, *, with_results: bool = False) -> dict[str, Any]:
         """The run record with its progress; `with_results` adds every stored answer."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select, update
 from storage.clock import utcnow
 from storage.comparison_tables import benchmark_results, benchmark_runs
 from storage.database import read, write
+from storage.heartbeat import STALE_AFTER
 
 RESULT_FIELDS = ("item_id", "task", "model", "request_id", "status", "response", "score", "correct",
                  "latency", "cost", "tokens", "scores", "error")
@@ -30,17 +31,41 @@ class BenchmarkRepository:
             )).inserted_primary_key[0])
 
     def set_status(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
-                   error: str | None = None) -> None:
+                   error: str | None = None, owner: str | None = None) -> None:
+        """`owner`: the runner now executing the run; it gets a first heartbeat."""
         now = utcnow()
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status in ("completed", "failed"):
             values["finished_at"] = now
+        if owner is not None:
+            values.update(owner=owner, heartbeat_at=now)
         if report is not None:
             values["report"] = report
         if error is not None:
             values["error"] = error
         with write(self.engine) as conn:
             conn.execute(update(benchmark_runs).where(benchmark_runs.c.id == run_id).values(**values))
+
+    def heartbeat(self, owner: str) -> int:
+        """Tell other processes that `owner` is still executing its running runs; returns how many."""
+        runs = benchmark_runs.c
+        with write(self.engine) as conn:
+            return conn.execute(update(benchmark_runs).where((runs.status == "running") & (runs.owner == owner))
+                                .values(heartbeat_at=utcnow())).rowcount
+
+    def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> int:
+        """Runs left `running` without a heartbeat for `stale_after` become `interrupted`; returns how many.
+
+        Their runner died. Runs another live process executes keep beating and are left alone; runs without a
+        heartbeat (from before heartbeats) count as abandoned; `pending` runs are not touched.
+        """
+        runs = benchmark_runs.c
+        now = utcnow()
+        abandoned = (runs.status == "running") & (runs.heartbeat_at.is_(None) | (runs.heartbeat_at < now - stale_after))
+        with write(self.engine) as conn:
+            return conn.execute(update(benchmark_runs).where(abandoned).values(
+                status="interrupted", error="the process stopped while the run was in progress", updated_at=now,
+            )).rowcount
 
     def add_result(self, run_id: int, result: dict[str, Any]) -> int:
         """Store one answer and advance the run's progress in the same transaction; returns `completed`."""
@@ -69,7 +94,7 @@ class BenchmarkRepository:
 
 
 def _iso(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("created_at", "updated_at", "finished_at"):
+    for key in ("created_at", "updated_at", "finished_at", "heartbeat_at"):
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat() + "Z"
     data["id"] = int(data["id"])

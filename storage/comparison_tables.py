@@ -74,6 +74,8 @@ benchmark_runs = Table(
     Column("completed", Integer, nullable=False),
     Column("report", JSON),
     Column("error", Text),
+    Column("owner", String(64)),  # the runner (host, process) executing the run
+    Column("heartbeat_at", DateTime),  # NULL: no runner vouches for the run (pending or pre-heartbeat rows)
     Index("ix_benchmark_runs_created_at", "created_at"),
 )
 

@@ -27,12 +27,10 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
+from storage.heartbeat import STALE_AFTER
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
-# The engine refreshes `heartbeat_at` of the runs it drives this often; a run silent for STALE_AFTER has no live driver.
-HEARTBEAT_SECONDS = 15.0
-STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
 
 workflow_definitions = Table(
     "workflow_definitions",

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import select, update
 
+from comparison.benchmark import BenchmarkRunner
 from comparison.dataset import load_dataset, parse_dataset
 from comparison.errors import BenchmarkNotFoundError, ComparisonConfigError, InvalidDatasetError
 from comparison.reports import percentile, recommend, render_markdown
 from comparison.scorers import build_reference_scorer
+from storage import heartbeat
+from storage.clock import utcnow
+from storage.comparison_tables import benchmark_runs
+from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
 
 ITEMS = [
@@ -94,6 +102,65 @@ def test_background_run_and_failure_is_recorded(svc, monkeypatch):
     assert run["status"] == "failed" and "scoring broke" in run["error"]
     with pytest.raises(BenchmarkNotFoundError):
         svc.comparison_store.get_benchmark(12345)
+
+
+def _left_running(svc, owner: str | None, heartbeat_at: datetime | None) -> int:
+    """A benchmark run as the process executing it left it (no owner, no heartbeat: from before heartbeats)."""
+    run_id = svc.comparison_store.create_benchmark(dataset="mini", models=["m"], total=1, params={"items": []})
+    with svc.engine.begin() as conn:
+        conn.execute(update(benchmark_runs).where(benchmark_runs.c.id == run_id).values(
+            status="running", owner=owner, heartbeat_at=heartbeat_at))
+    return run_id
+
+
+def _heartbeat_at(svc, run_id: int) -> datetime | None:
+    with svc.engine.connect() as conn:
+        return conn.execute(select(benchmark_runs.c.heartbeat_at).where(benchmark_runs.c.id == run_id)).scalar_one()
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_new_runner_marks_stale_and_legacy_running_benchmarks_interrupted(svc, client):
+    died = _left_running(svc, "gone-host:1:dead", utcnow() - STALE_AFTER - timedelta(seconds=1))
+    legacy = _left_running(svc, None, None)
+    alive = _left_running(svc, "other-host:2:beef", utcnow())
+    pending = svc.comparison_store.create_benchmark(dataset="mini", models=["m"], total=1, params={"items": []})
+
+    runner = BenchmarkRunner(svc.registry, svc.comparison_store)
+    assert runner.interrupted_at_start == 2
+    status = {run_id: svc.comparison_store.get_benchmark(run_id)["status"] for run_id in (died, legacy, alive, pending)}
+    assert status == {died: "interrupted", legacy: "interrupted", alive: "running", pending: "pending"}
+    shown = client.get(f"/api/benchmarks/{died}").get_json()
+    assert shown["status"] == "interrupted" and "process stopped" in shown["error"]
+    assert svc.comparison_store.mark_interrupted_benchmarks(stale_after=timedelta(0)) == 1  # `alive` falls silent
+
+
+def test_a_new_runner_leaves_alone_and_heartbeats_the_benchmark_another_runner_executes(svc, monkeypatch):
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    slow = FakeModel("slow", delay=0.3).enqueue("Paris")
+    svc.registry.register_model(slow)
+    foreign = _left_running(svc, "other-host:2:beef", datetime(2020, 1, 1))
+    run_id = svc.benchmarks.start(["slow"], _dataset(ITEMS[:1]))
+    _wait_for(lambda: slow.calls)
+
+    run = svc.comparison_store.get_benchmark(run_id)
+    assert run["status"] == "running" and run["owner"] == svc.benchmarks.owner
+    first = _heartbeat_at(svc, run_id)
+    _wait_for(lambda: _heartbeat_at(svc, run_id) > first)
+    assert not slow.spans, "the heartbeat moved only after the answer was in, not while the model call ran"
+    other = BenchmarkRunner(svc.registry, svc.comparison_store)  # e.g. a gunicorn worker starting meanwhile
+    assert other.interrupted_at_start == 1 and other.owner != svc.benchmarks.owner  # `foreign` only
+    assert svc.comparison_store.get_benchmark(run_id)["status"] == "running"
+
+    assert svc.benchmarks.wait(run_id, timeout=10)
+    assert svc.comparison_store.get_benchmark(run_id)["status"] == "completed"
+    assert svc.comparison_store.get_benchmark(foreign)["status"] == "interrupted"
+    _wait_for(lambda: svc.benchmarks.heartbeat._thread is None)  # no run in flight: the thread ends
 
 
 def test_percentile_matches_linear_interpolation():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,10 +11,11 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from models.errors import ProviderUnavailableError
+from storage import heartbeat
 from storage.clock import utcnow
-from storage.workflow_store import STALE_AFTER, WorkflowStore, workflow_runs
+from storage.heartbeat import STALE_AFTER
+from storage.workflow_store import WorkflowStore, workflow_runs
 from tests.fakes import FakeModel
-from workflows import heartbeat
 from workflows.errors import RunNotResumableError, WorkflowStepFailedError, WorkflowValidationError
 from workflows.workflow_engine import WorkflowEngine
 from workflows.workflow_templates import WorkflowTemplates
@@ -311,18 +311,3 @@ def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, 
 
     assert _heartbeat_at(svc.engine, "foreign") == past
     _wait_for(lambda: wf.heartbeat._thread is None)  # no run in flight: the thread ends
-
-
-def test_a_forked_process_gets_its_own_owner_id_and_heartbeat_thread(wf, monkeypatch) -> None:
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
-    parent = wf.owner
-    assert wf.owner == parent and f":{os.getpid()}:" in parent
-    with wf.heartbeat.driving() as owner:
-        parent_thread = wf.heartbeat._thread
-    assert owner == parent and parent_thread is not None
-
-    monkeypatch.setattr(os, "getpid", lambda: 4242)  # a worker forked from the preloaded app, parent thread and all
-    child = wf.owner
-    assert child != parent and ":4242:" in child and len(child) <= 64
-    with wf.heartbeat.driving() as owner:
-        assert owner == child and wf.heartbeat._thread not in (None, parent_thread)

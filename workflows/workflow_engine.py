@@ -15,6 +15,7 @@ from models.errors import UnknownModelError
 from models.model_registry import ModelRegistry
 from storage.clock import utcnow
 from storage.database import get_engine
+from storage.heartbeat import RunHeartbeat
 from storage.request_log import RequestLogRepository
 from storage.workflow_store import RESUMABLE, WorkflowStore
 from workflows.conditions import evaluate
@@ -33,7 +34,6 @@ from workflows.errors import (
     WorkflowStepFailedError,
     WorkflowValidationError,
 )
-from workflows.heartbeat import RunHeartbeat
 from workflows.step_runner import Caller, StepFailedError, StepOutcome, StepRunner
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class WorkflowEngine:
         self.store = WorkflowStore(engine or self.registry.engine)
         self.runner = StepRunner(self.registry, RequestLogRepository(self.registry.engine))
         self.max_parallel = max_parallel
-        self.heartbeat = RunHeartbeat(self.store)
+        self.heartbeat = RunHeartbeat(self.store.heartbeat, name="workflow-heartbeat")
         self.interrupted_at_start = self.store.mark_interrupted() if recover_interrupted else 0
         if self.interrupted_at_start:
             log.warning("Marked %d workflow run(s) left running as interrupted", self.interrupted_at_start)

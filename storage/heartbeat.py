@@ -1,4 +1,9 @@
-"""Heartbeats of the workflow runs a process drives: a run whose heartbeat stops belongs to a dead process."""
+"""Heartbeats of the runs a process drives: a run whose heartbeat stops belongs to a dead process.
+
+Workflow runs and benchmark runs record an `owner` (host, process, runner) and a `heartbeat_at` that the
+owner refreshes every HEARTBEAT_SECONDS while the run is in flight; a run left `running` without a heartbeat
+for STALE_AFTER has no live driver and is marked `interrupted` by the next runner that starts.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,29 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from storage.workflow_store import HEARTBEAT_SECONDS, WorkflowStore
+from datetime import timedelta
 
 log = logging.getLogger(__name__)
 
+# A runner refreshes `heartbeat_at` of the runs it drives this often; a run silent for STALE_AFTER has no live driver.
+HEARTBEAT_SECONDS = 15.0
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+
 
 class RunHeartbeat:
-    """Keeps `heartbeat_at` of the runs one engine drives fresh, so no other process takes them for abandoned.
+    """Calls `beat(owner)` every HEARTBEAT_SECONDS while runs are in flight, so no other process takes them for
+    abandoned; `beat` refreshes `heartbeat_at` of the owner's running runs.
 
-    One daemon thread per engine and process, alive only while runs are in flight (it never outlives the work
+    One daemon thread per runner and process, alive only while runs are in flight (it never outlives the work
     or keeps the process alive). The owner id is per process: a worker forked from a preloaded app derives
     its own on first use instead of beating, or recording runs, under its parent's id.
     """
 
-    def __init__(self, store: WorkflowStore) -> None:
-        self.store = store
+    def __init__(self, beat: Callable[[str], object], *, name: str = "run-heartbeat") -> None:
+        self.beat = beat
+        self.name = name
         self._lock = threading.Lock()
         self._pid = 0
         self._owner = ""
@@ -44,7 +54,7 @@ class RunHeartbeat:
             owner = self._current_owner()
             self._active += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._beat, name="workflow-heartbeat", daemon=True)
+                self._thread = threading.Thread(target=self._beat, name=self.name, daemon=True)
                 self._thread.start()
         try:
             yield owner
@@ -61,18 +71,18 @@ class RunHeartbeat:
 
     def _beat(self) -> None:
         while True:
-            time.sleep(HEARTBEAT_SECONDS)
+            time.sleep(HEARTBEAT_SECONDS)  # the module global, read at each sleep
             with self._lock:
                 if self._active == 0:
                     self._thread = None
                     return
                 owner = self._owner
             try:
-                self.store.heartbeat(owner)
+                self.beat(owner)
             except Exception:  # a database hiccup must not end the heartbeat of runs still in flight
-                log.exception("Workflow heartbeat for %s failed; retrying in %s s", owner, HEARTBEAT_SECONDS)
+                log.exception("%s for %s failed; retrying in %s s", self.name, owner, HEARTBEAT_SECONDS)
 
 
 def _new_owner() -> str:
-    """host:pid:random, at most 64 characters (the column); the random part tells engines of one process apart."""
+    """host:pid:random, at most 64 characters (the column); the random part tells runners of one process apart."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
