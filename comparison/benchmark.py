@@ -77,8 +77,6 @@ class BenchmarkRunner:
     def execute(self, run_id: int, on_progress: Progress | None = None) -> dict[str, Any]:
         """Run a created benchmark to the end; returns the report (also stored in the run record)."""
         run = self.store.get_benchmark(run_id)
-        if run["status"] != "pending":
-            raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({run['status']})")
         params = run["params"]
         items = [BenchmarkItem(**item) for item in params["items"]]
 
@@ -88,9 +86,11 @@ class BenchmarkRunner:
                 on_progress(completed, run["total"])
 
         with self.heartbeat.driving() as owner:
+            if not self.store.claim_benchmark(run_id, owner):  # atomic: two callers cannot both start it
+                status = self.store.get_benchmark(run_id)["status"]
+                raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({status})")
             try:
                 models = [self.registry.get_model(name) for name in run["models"]]
-                self.store.mark_benchmark(run_id, "running", owner=owner)
                 for item in items:
                     self._run_item(run_id, item, models, params, stored)
                 report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])

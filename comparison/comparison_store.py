@@ -67,9 +67,13 @@ class ComparisonStore:
         """Store one answer; returns how many answers the run has now (its progress)."""
         return self.benchmarks.add_result(run_id, result)
 
+    def claim_benchmark(self, run_id: int, owner: str) -> bool:
+        """Start a pending run for `owner`; False when another caller already started it."""
+        return self.benchmarks.claim(run_id, owner)
+
     def mark_benchmark(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
-                       error: str | None = None, owner: str | None = None) -> None:
-        self.benchmarks.set_status(run_id, status, report=report, error=error, owner=owner)
+                       error: str | None = None) -> None:
+        self.benchmarks.set_status(run_id, status, report=report, error=error)
 
     def benchmark_heartbeat(self, owner: str) -> int:
         """Refresh `heartbeat_at` of the benchmark runs `owner` is executing; returns how many."""

@@ -30,15 +30,20 @@ class BenchmarkRepository:
                 params=params, total=total, completed=0,
             )).inserted_primary_key[0])
 
+    def claim(self, run_id: int, owner: str) -> bool:
+        """Atomically move a pending run to `running` for `owner` (with a first heartbeat); False if taken."""
+        runs = benchmark_runs.c
+        now = utcnow()
+        with write(self.engine) as conn:
+            return conn.execute(update(benchmark_runs).where((runs.id == run_id) & (runs.status == "pending"))
+                                .values(status="running", owner=owner, heartbeat_at=now, updated_at=now)).rowcount > 0
+
     def set_status(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
-                   error: str | None = None, owner: str | None = None) -> None:
-        """`owner`: the runner now executing the run; it gets a first heartbeat."""
+                   error: str | None = None) -> None:
         now = utcnow()
         values: dict[str, Any] = {"status": status, "updated_at": now}
         if status in ("completed", "failed"):
             values["finished_at"] = now
-        if owner is not None:
-            values.update(owner=owner, heartbeat_at=now)
         if report is not None:
             values["report"] = report
         if error is not None:

@@ -84,6 +84,33 @@ def test_benchmark_run_reports_accuracy_latency_and_cost(svc):
     assert {r["source"] for r in svc.request_log.list(source="comparison")} == {"comparison"}
 
 
+def test_two_simultaneous_executions_of_one_run_start_it_once(svc):
+    import threading
+
+    model = FakeModel("m", delay=0.2)
+    svc.registry.register_model(model)
+    run_id = svc.benchmarks.create(["m"], _dataset())
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def execute() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(svc.benchmarks.execute(run_id))
+        except ComparisonConfigError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=execute) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(type(o).__name__ for o in outcomes) == ["ComparisonConfigError", "dict"]
+    run = svc.comparison_store.get_benchmark(run_id)
+    assert run["status"] == "completed" and run["completed"] == run["total"]  # each answer stored once
+    assert len(model.calls) == len(_dataset().items)
+
+
 def test_background_run_and_failure_is_recorded(svc, monkeypatch):
     svc.registry.register_model(FakeModel("m"))
     run_id = svc.benchmarks.start(["m"], _dataset())
