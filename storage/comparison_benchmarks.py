@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, update
 from storage.clock import utcnow
 from storage.comparison_tables import benchmark_results, benchmark_runs
 from storage.database import read, write
-from storage.heartbeat import STALE_AFTER
+from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
 
 RESULT_FIELDS = ("item_id", "task", "model", "request_id", "status", "response", "score", "correct",
                  "latency", "cost", "tokens", "scores", "error")
@@ -53,10 +53,7 @@ class BenchmarkRepository:
 
     def heartbeat(self, owner: str) -> int:
         """Tell other processes that `owner` is still executing its running runs; returns how many."""
-        runs = benchmark_runs.c
-        with write(self.engine) as conn:
-            return conn.execute(update(benchmark_runs).where((runs.status == "running") & (runs.owner == owner))
-                                .values(heartbeat_at=utcnow())).rowcount
+        return refresh_heartbeats(self.engine, benchmark_runs, owner)
 
     def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> int:
         """Runs left `running` without a heartbeat for `stale_after` become `interrupted`; returns how many.
@@ -64,12 +61,9 @@ class BenchmarkRepository:
         Their runner died. Runs another live process executes keep beating and are left alone; runs without a
         heartbeat (from before heartbeats) count as abandoned; `pending` runs are not touched.
         """
-        runs = benchmark_runs.c
-        now = utcnow()
-        abandoned = (runs.status == "running") & (runs.heartbeat_at.is_(None) | (runs.heartbeat_at < now - stale_after))
         with write(self.engine) as conn:
-            return conn.execute(update(benchmark_runs).where(abandoned).values(
-                status="interrupted", error="the process stopped while the run was in progress", updated_at=now,
+            return conn.execute(update(benchmark_runs).where(abandoned(benchmark_runs, stale_after)).values(
+                status="interrupted", error=INTERRUPTED_ERROR, updated_at=utcnow(),
             )).rowcount
 
     def add_result(self, run_id: int, result: dict[str, Any]) -> int:

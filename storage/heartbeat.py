@@ -17,11 +17,31 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from sqlalchemy import ColumnElement, Engine, Table, update
+
+from storage.clock import utcnow
+from storage.database import write
+
 log = logging.getLogger(__name__)
 
 # A runner refreshes `heartbeat_at` of the runs it drives this often; a run silent for STALE_AFTER has no live driver.
 HEARTBEAT_SECONDS = 15.0
 STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+# What a run marked `interrupted` records as its error.
+INTERRUPTED_ERROR = "the process stopped while the run was in progress"
+
+
+def refresh_heartbeats(engine: Engine, runs: Table, owner: str) -> int:
+    """Stamp `heartbeat_at` on `owner`'s running rows of `runs` (a table with status, owner, heartbeat_at)."""
+    with write(engine) as conn:
+        return conn.execute(update(runs).where((runs.c.status == "running") & (runs.c.owner == owner))
+                            .values(heartbeat_at=utcnow())).rowcount
+
+
+def abandoned(runs: Table, stale_after: timedelta) -> ColumnElement[bool]:
+    """Running rows of `runs` with no heartbeat for `stale_after`, or none at all (from before heartbeats)."""
+    return (runs.c.status == "running") & (runs.c.heartbeat_at.is_(None)
+                                           | (runs.c.heartbeat_at < utcnow() - stale_after))
 
 
 class RunHeartbeat:

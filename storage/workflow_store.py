@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
-from storage.heartbeat import STALE_AFTER
+from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
@@ -215,11 +215,7 @@ class WorkflowStore:
 
     def heartbeat(self, owner: str) -> int:
         """Tell other processes that `owner` is still driving its running runs; returns how many."""
-        runs = workflow_runs.c
-        with write(self.engine) as conn:
-            result = conn.execute(update(workflow_runs).where((runs.status == "running") & (runs.owner == owner))
-                                  .values(heartbeat_at=utcnow()))
-            return result.rowcount
+        return refresh_heartbeats(self.engine, workflow_runs, owner)
 
     def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> int:
         """Runs left `running` without a heartbeat for `stale_after` become `interrupted`; returns how many.
@@ -227,14 +223,10 @@ class WorkflowStore:
         Their driver died. Runs another live process drives (a worker, a CLI command, another host) keep beating
         and are left alone; runs without a heartbeat (ownerless, or from before heartbeats) count as abandoned.
         """
-        runs = workflow_runs.c
-        abandoned = (runs.status == "running") & (runs.heartbeat_at.is_(None)
-                                                  | (runs.heartbeat_at < utcnow() - stale_after))
         with write(self.engine) as conn:
-            marked = conn.execute(update(workflow_runs).where(abandoned).values(
-                status="interrupted", error="the process stopped while the run was in progress",
-                updated_at=utcnow(),
-            ).returning(runs.run_id)).scalars().all()
+            marked = conn.execute(update(workflow_runs).where(abandoned(workflow_runs, stale_after)).values(
+                status="interrupted", error=INTERRUPTED_ERROR, updated_at=utcnow(),
+            ).returning(workflow_runs.c.run_id)).scalars().all()
             if marked:  # exactly the runs marked: a run whose heartbeat came in meanwhile keeps its steps
                 conn.execute(update(workflow_run_steps).where(
                     workflow_run_steps.c.run_id.in_(marked) & (workflow_run_steps.c.status == "running")
