@@ -1,6 +1,6 @@
 """Production server: `gunicorn -c gunicorn.conf.py 'api.app:create_app()'` (also `make serve`).
 
-Every value comes from `storage.settings` (HOST, FLASK_PORT, WEB_CONCURRENCY, WEB_THREADS, WEB_WORKER_CLASS,
+Every value comes from `core.settings` (HOST, FLASK_PORT, WEB_CONCURRENCY, WEB_THREADS, WEB_WORKER_CLASS,
 WEB_GRACEFUL_TIMEOUT, WEB_PRELOAD). The default is gthread: 2 processes x 200 threads hold 200 provider
 calls in flight on 2 cores, however unevenly the kernel spreads connections over the workers (measured
 by `make bench-server`). The app is imported once in the master and forked (`preload_app`), so workers
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.settings import get_settings
+from core.settings import get_settings
 
 _settings = get_settings()
 

@@ -20,8 +20,8 @@ from ab_testing.errors import (
     UnknownVariantError,
 )
 from ab_testing.spec import ExperimentSpec, OutcomeSpec, legacy_spec
+from ab_testing.store import ExperimentMissing, ExperimentStatusConflict, ExperimentStore
 from storage.database import get_engine
-from storage.experiment_store import ExperimentMissing, ExperimentStatusConflict, ExperimentStore
 
 if TYPE_CHECKING:
     from models.model_registry import ModelRegistry

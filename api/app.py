@@ -23,7 +23,7 @@ from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
 from api.wiring import EXTENSION_KEY, build_services, services
-from storage.settings import Settings
+from core.settings import Settings
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -12,8 +12,8 @@ import secrets
 from flask import Flask, g, request
 
 from api.errors import ApiError
-from storage.api_key_store import ApiKeyStore
-from storage.settings import Settings
+from api.key_store import ApiKeyStore
+from core.settings import Settings
 
 KEY_PREFIX = "amm_"
 

@@ -9,8 +9,8 @@ from api.errors import ApiError
 from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
 from api.wiring import services
 from models.errors import UnknownModelError
+from monitoring.budget_store import BudgetNameTakenError
 from monitoring.budgets import BudgetPatch, BudgetSpec, InvalidBudgetError
-from storage.budget_store import BudgetNameTakenError
 
 bp = ApiBlueprint("budgets", __name__, url_prefix="/api")
 

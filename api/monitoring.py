@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from api.openapi import ApiBlueprint, json_object, text_body
 from api.wiring import services
 from models.errors import UnknownModelError
+from models.rollups import purge_raw_rows
 from monitoring.prometheus import exposition
+from monitoring.rollup_rebuild import rebuild_rollups
 from monitoring.windows import TimeRange, time_range
-from storage.rollup_rebuild import rebuild_rollups
-from storage.rollups import purge_raw_rows
 
 bp = ApiBlueprint("monitoring", __name__, cli_group="monitoring")
 

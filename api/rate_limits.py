@@ -6,7 +6,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from storage.settings import Settings
+from core.settings import Settings
 
 
 def _limit_key() -> str:

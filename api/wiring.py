@@ -9,19 +9,19 @@ from sqlalchemy import Engine
 
 from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.traffic_router import TrafficRouter
+from api.key_store import ApiKeyStore
 from comparison.benchmark import BenchmarkRunner
 from comparison.comparison_store import ComparisonStore
 from comparison.model_comparator import ModelComparator
+from core.settings import Settings
 from models.model_registry import ModelRegistry
+from models.request_log import RequestLogRepository
 from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
 from monitoring.webhooks import WebhookNotifier
-from storage.api_key_store import ApiKeyStore
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository
-from storage.settings import Settings
 from workflows.workflow_engine import WorkflowEngine
 
 EXTENSION_KEY = "ai_model_manager"

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.settings import Settings
 from models.model_registry import ModelRegistry
 from models.results import GenerationRequest, Usage
 from storage.database import get_engine
-from storage.settings import Settings
 from tests.fakes import FakeModel
 
 ROUNDS = 5

@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from benchmarks.server_harness import ROOT, Service, free_port
+from models.request_log import request_log
 from monitoring.budgets import BudgetService, BudgetSpec
 from storage.database import create_db_engine, get_engine
-from storage.request_log import request_log
 
 MODEL = "load-upstream"
 # Prices make the budget bind: worst case (4 prompt bytes, 10 output tokens) ~ $0.01, actual ~ $0.001.

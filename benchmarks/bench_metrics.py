@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from api.app import create_app
+from core.settings import Settings
+from models.request_log import request_log
+from models.rollups import rollup_row_counts
+from monitoring.rollup_rebuild import rebuild_rollups
 from storage.clock import utcnow
 from storage.database import get_engine, is_sqlite
-from storage.request_log import request_log
-from storage.rollup_rebuild import rebuild_rollups
-from storage.rollups import rollup_row_counts
-from storage.settings import Settings
 
 MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "local-smollm2")
 USERS = tuple(f"user-{n:02d}" for n in range(20))

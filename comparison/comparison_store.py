@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from comparison.benchmark_repository import BenchmarkRepository
 from comparison.errors import BenchmarkNotFoundError, ComparisonNotFoundError
 from comparison.ratings import elo_ratings, leaderboard
-from storage.comparison_benchmarks import BenchmarkRepository
-from storage.comparison_repository import ComparisonRepository, EntryRow, PairRow
+from comparison.repository import ComparisonRepository, EntryRow, PairRow
+from core.settings import get_settings
 from storage.database import get_engine
 from storage.heartbeat import STALE_AFTER
-from storage.settings import get_settings
 
 
 class ComparisonStore:

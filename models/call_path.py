@@ -14,11 +14,11 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.settings import Settings, get_settings
 from models.errors import CallRefusedError
+from models.request_log import RequestLogRepository, RequestRecord
 from models.results import GenerationRequest, GenerationResult, Usage
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository, RequestRecord
-from storage.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel

@@ -16,13 +16,13 @@ from google import genai
 from google.genai import types
 from pydantic import SecretStr
 
+from core.settings import Settings, get_settings
 from models.base_model import BaseModel, Capabilities
 from models.errors import MissingAPIKeyError
 from models.gemini_errors import NO_SDK_RETRY, is_retryable, map_error, sdk_retry_options
 from models.pricing import ModelPricing, PricingTable
 from models.results import GenerationRequest, Usage
 from models.retry import RetryPolicy, forget_usage, retrying
-from storage.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

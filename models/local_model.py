@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.settings import Settings
 from models.base_model import BaseModel, Capabilities
 from models.errors import ContextLengthExceededError, ModelError
 from models.pricing import ModelPricing
 from models.results import GenerationRequest, Usage
-from storage.settings import Settings
 
 DEFAULT_NAME = "smollm2-135m-instruct"
 DEFAULT_CONTEXT = 2048

@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core.settings import Settings, get_settings
 from models.base_model import BaseModel
 from models.call_path import CallHook, CallPath, PromptLogging
 from models.errors import UnknownModelError
+from models.model_store import ModelStore
 from models.pricing import PricingTable
+from models.request_log import RequestLogRepository
 from storage.database import get_engine
-from storage.model_store import ModelStore
-from storage.request_log import RequestLogRepository
-from storage.settings import Settings, get_settings
 
 __all__ = ["ModelRegistry", "UnknownModelError"]
 

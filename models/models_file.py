@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.settings import Settings, SettingsError
 from models.openai_compatible import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, OpenAICompatibleModel
 from models.pricing import ModelPricing
-from storage.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from models.model_registry import ModelRegistry

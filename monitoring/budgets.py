@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine
 
+from monitoring import rollup_reads
+from monitoring.budget_store import BudgetStore
 from monitoring.windows import BudgetWindow, period_window
-from storage import rollup_reads
-from storage.budget_store import BudgetStore
 from storage.clock import utcnow
 from storage.database import read
 from storage.ttl_cache import TtlCache

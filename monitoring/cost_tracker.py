@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from models.rollups import STATUS_COLUMNS, SUM_COLUMNS
+from monitoring import rollup_reads
 from monitoring.metrics_tracker import record_external
 from monitoring.windows import TimeRange, time_range
-from storage import rollup_reads
 from storage.database import get_engine
-from storage.rollups import STATUS_COLUMNS, SUM_COLUMNS
 
 DAY_COLUMNS = ("cost", "total_tokens", *STATUS_COLUMNS.values())
 

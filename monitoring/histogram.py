@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from storage.rollups import LATENCY_BOUNDS, LATENCY_COLUMNS
+from models.rollups import LATENCY_BOUNDS, LATENCY_COLUMNS
 
 
 def bucket_counts(sums: Mapping[str, float]) -> list[int]:

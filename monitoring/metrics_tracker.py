@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from models.request_log import RequestLogRepository, RequestRecord
+from monitoring import rollup_reads
 from monitoring.summary import merge_errors, merge_sums, metrics_from_sums
 from monitoring.windows import TimeRange, time_range
-from storage import rollup_reads
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository, RequestRecord
 
 HISTORY_BUCKETS = ("hour", "day")
 

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from models.rollups import STATUS_COLUMNS, iter_bucket_bounds
+from monitoring import rollup_reads
 from monitoring.budgets import BudgetService
-from storage import rollup_reads
-from storage.rollups import STATUS_COLUMNS, iter_bucket_bounds
 
 TOKEN_TYPES = {"input": "input_tokens", "output": "output_tokens", "thinking": "thinking_tokens",
                "cached": "cached_tokens"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from models.rollups import SUM_COLUMNS
 from monitoring.histogram import bucket_counts, percentile
-from storage.rollups import SUM_COLUMNS
 
 
 def merge_sums(parts: Iterable[Mapping[str, float]]) -> dict[str, float]:

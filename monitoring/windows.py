@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from models.rollups import hour_of
 from storage.clock import utcnow
-from storage.rollups import hour_of
 
 WINDOWS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),

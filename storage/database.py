@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
 
-from storage.settings import get_settings
+from core.settings import get_settings
 from storage.sqlite_writer_lock import SQLiteWriterLock
 
 metadata = MetaData()

@@ -8,19 +8,22 @@ from typing import Any
 from sqlalchemy import Engine
 
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository, RequestRecord
 
 
 class RequestLogger:
     """Two-step logging (`log_request`, then `log_response`) for callers outside the managed path."""
 
     def __init__(self, engine: Engine | None = None) -> None:
+        from models.request_log import RequestLogRepository  # the log lives with the call path that writes it
+
         self.repository = RequestLogRepository(engine or get_engine())
 
     def log_request(
         self, model_name: str, prompt: str, *, provider: str = "unknown", user_id: str | None = None
     ) -> str:
         """Record that a call started; returns the request id to pass to `log_response`."""
+        from models.request_log import RequestRecord
+
         request_id = str(uuid.uuid4())
         self.repository.insert(
             RequestRecord(

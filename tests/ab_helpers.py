@@ -6,9 +6,9 @@ import pytest
 
 from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.traffic_router import TrafficRouter
+from core.settings import Settings
 from models.model_registry import ModelRegistry
 from storage.database import create_db_engine, upgrade_schema
-from storage.settings import Settings
 from tests.fakes import FakeModel
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.wiring import services
+from core.settings import Settings
 from storage.database import create_db_engine, upgrade_schema
-from storage.settings import Settings
 from tests.fakes import FakeModel
 from tests.gemini_wire_server import GeminiWireServer
 

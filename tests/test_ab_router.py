@@ -9,8 +9,8 @@ import pytest
 
 from ab_testing.errors import ExperimentNotRunningError, InvalidExperimentError, InvalidTransitionError
 from models.errors import ProviderUnavailableError
+from models.request_log import RequestLogRepository
 from storage.database import create_db_engine, upgrade_schema
-from storage.request_log import RequestLogRepository
 from tests.ab_helpers import build, general
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import UniqueConstraint, inspect
 
-from storage import experiment_tables
+from ab_testing import tables as experiment_tables
 
 TABLES = [experiment_tables.experiments, experiment_tables.experiment_variants,
           experiment_tables.experiment_assignments, experiment_tables.experiment_exposures,

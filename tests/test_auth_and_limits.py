@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.wiring import services
-from storage.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 
 def _app(tmp_path, **env):

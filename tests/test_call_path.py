@@ -2,12 +2,12 @@
 
 import pytest
 
+from core.settings import Settings
 from models.base_model import Capabilities
 from models.errors import CallRefusedError, ContextLengthExceededError, ProviderUnavailableError
 from models.model_registry import ModelRegistry
+from models.request_log import RequestLogRepository
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository
-from storage.settings import Settings
 from tests.fakes import FakeModel
 
 
@@ -123,7 +123,7 @@ def test_unpriced_model_records_null_cost(registry, log):
 def test_standalone_model_records_into_the_default_database(tmp_path, monkeypatch):
     """The original README calls `model.generate()` on an instance directly; that is recorded too."""
     import models.call_path as call_path
-    from storage import settings as settings_module
+    from core import settings as settings_module
 
     url = f"sqlite:///{tmp_path / 'default.db'}"
     monkeypatch.setattr(settings_module, "get_settings",

@@ -8,15 +8,15 @@ from sqlalchemy import inspect
 from comparison.comparison_store import ComparisonStore
 from comparison.errors import ComparisonConfigError, ComparisonNotFoundError, InvalidScorerError
 from comparison.model_comparator import ModelComparator
-from models.errors import ProviderUnavailableError, UnknownModelError
-from models.model_registry import ModelRegistry
-from storage.comparison_tables import (
+from comparison.tables import (
     benchmark_results,
     benchmark_runs,
     comparison_entries,
     comparison_pairs,
     comparisons,
 )
+from models.errors import ProviderUnavailableError, UnknownModelError
+from models.model_registry import ModelRegistry
 from tests.fakes import FakeModel
 
 

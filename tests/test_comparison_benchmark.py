@@ -14,9 +14,9 @@ from comparison.dataset import load_dataset, parse_dataset
 from comparison.errors import BenchmarkNotFoundError, ComparisonConfigError, InvalidDatasetError
 from comparison.reports import percentile, recommend, render_markdown
 from comparison.scorers import build_reference_scorer
+from comparison.tables import benchmark_runs
 from storage import heartbeat
 from storage.clock import utcnow
-from storage.comparison_tables import benchmark_runs
 from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
 

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.wiring import services
-from storage.settings import Settings
+from core.settings import Settings
 from workflows.workflow_templates import WorkflowTemplates
 
 ORIGINAL_TEMPLATES = ("content_generation", "translation", "analysis")

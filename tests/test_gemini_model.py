@@ -9,6 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.wiring import services
+from core.settings import Settings
 from models import retry as retry_module
 from models.errors import (
     InvalidRequestError,
@@ -21,9 +22,8 @@ from models.errors import (
 from models.gemini_model import GeminiModel
 from models.model_registry import ModelRegistry
 from models.pricing import PricingTable
+from models.request_log import RequestLogRepository
 from storage.database import create_db_engine, upgrade_schema
-from storage.request_log import RequestLogRepository
-from storage.settings import Settings
 from tests.gemini_wire_server import GeminiWireServer, WireReply
 
 KEY = "AIzaSy-test-secret-key-0123456789"

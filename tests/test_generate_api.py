@@ -5,6 +5,7 @@ import json
 import pytest
 
 from api.app import create_app
+from core.settings import Settings
 from models.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -12,7 +13,6 @@ from models.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from storage.settings import Settings
 
 
 def _events(response) -> list[dict]:

@@ -5,8 +5,8 @@ import pytest
 from models.errors import ContextLengthExceededError
 from models.local_model import LocalModel, LocalModelError
 from models.model_registry import ModelRegistry
+from models.request_log import RequestLogRepository
 from storage.database import get_engine
-from storage.request_log import RequestLogRepository
 
 pytestmark = pytest.mark.local_model
 

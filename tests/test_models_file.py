@@ -9,10 +9,10 @@ import pytest
 
 from api.app import create_app
 from api.wiring import services
+from core.settings import Settings, SettingsError
 from models.errors import MissingAPIKeyError
 from models.models_file import ModelsFileError, load_models_file
 from models.openai_compatible import OpenAICompatibleModel
-from storage.settings import Settings, SettingsError
 from tests.openai_wire_server import OpenAIWireServer, WireReply
 
 KEY = "sk-upstream-secret-0123456789"

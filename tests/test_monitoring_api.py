@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from models.errors import ProviderUnavailableError, RateLimitedError
+from models.request_log import request_log
 from storage.database import read
-from storage.request_log import request_log
 
 
 def _log_sums(engine, **where) -> dict:
@@ -178,8 +178,8 @@ def test_prometheus_exposition(client, fake_model, settings):
 def test_purge_and_rebuild_commands_keep_the_figures(runner, client, fake_model, svc):
     from datetime import timedelta
 
+    from models.request_log import RequestRecord
     from storage.clock import utcnow
-    from storage.request_log import RequestRecord
 
     svc.request_log.insert(RequestRecord(request_id="old", model="fake-model", provider="fake", source="api",
                                          status="success", cost=0.5, created_at=utcnow() - timedelta(days=10)))

@@ -11,13 +11,13 @@ import pytest
 
 from models.model_registry import ModelRegistry
 from models.pricing import ModelPricing
+from models.request_log import RequestLogRepository
 from monitoring.budget_guard import BudgetExceededError, BudgetGuard
 from monitoring.budgets import BudgetService, BudgetSpec
 from monitoring.cost_tracker import CostTracker
 from monitoring.webhooks import WebhookNotifier
 from monitoring.windows import period_window
 from storage.clock import utcnow
-from storage.request_log import RequestLogRepository
 from tests.fakes import FakeModel
 
 TEN_WORDS = " ".join(["w"] * 10)

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from models.request_log import RequestLogRepository, RequestRecord, request_log
+from models.rollups import LATENCY_BOUNDS, ROLLUP_TABLES, latency_bucket, purge_raw_rows
+from monitoring import rollup_reads
 from monitoring.histogram import percentile
-from storage import rollup_reads
+from monitoring.rollup_rebuild import rebuild_rollups
 from storage.database import read
-from storage.request_log import RequestLogRepository, RequestRecord, request_log
 from storage.request_logger import RequestLogger
-from storage.rollup_rebuild import rebuild_rollups
-from storage.rollups import LATENCY_BOUNDS, ROLLUP_TABLES, latency_bucket, purge_raw_rows
 
 BASE = datetime(2026, 3, 10, 12, 0)
 

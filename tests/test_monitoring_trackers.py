@@ -8,10 +8,10 @@ import pytest
 
 from models.model_registry import ModelRegistry
 from models.pricing import ModelPricing
+from models.request_log import RequestLogRepository, RequestRecord
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
 from storage.clock import utcnow
-from storage.request_log import RequestLogRepository, RequestRecord
 from tests.fakes import FakeModel
 
 ORIGINAL_METRIC_KEYS = {"model_name", "total_requests", "avg_latency", "success_rate", "total_cost", "total_tokens",

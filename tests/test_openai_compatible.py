@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from models.errors import (
     InvalidRequestError,
     MissingAPIKeyError,
@@ -21,10 +22,9 @@ from models.errors import (
 from models.model_registry import ModelRegistry
 from models.openai_compatible import PLACEHOLDER_KEY, OpenAICompatibleModel
 from models.pricing import ModelPricing, PricingTable
+from models.request_log import RequestLogRepository
 from models.retry import RetryPolicy
 from storage.database import create_db_engine, upgrade_schema
-from storage.request_log import RequestLogRepository
-from storage.settings import Settings
 from tests.openai_wire_server import OpenAIWireServer, WireReply
 
 KEY = "sk-test-secret-key-0123456789abcdef"

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from api.app import create_app
-from storage.settings import Settings
+from core.settings import Settings
 
 DOCUMENTED_PREFIXES = ("/api/", "/health", "/metrics")
 

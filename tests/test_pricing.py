@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from core.settings import Settings
 from models.pricing import BUILTIN_PRICING_FILE, ModelPricing, PricingTable
-from storage.settings import Settings
 
 REQUIRED = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash",
             "gemini-2.0-flash-exp", "smollm2-135m-instruct")

@@ -2,9 +2,9 @@
 
 import pytest
 
+from core.settings import Settings
 from models.model_registry import ModelRegistry, UnknownModelError
 from storage.database import get_engine
-from storage.settings import Settings
 from tests.fakes import FakeModel
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from storage.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 
 def test_defaults_without_environment():

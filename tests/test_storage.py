@@ -5,9 +5,9 @@ import multiprocessing
 import pytest
 from sqlalchemy import inspect
 
+from models.model_store import ModelStore
+from models.request_log import RequestLogRepository, RequestRecord
 from storage.database import create_db_engine, current_revisions, metadata, pending_migrations, upgrade_schema
-from storage.model_store import ModelStore
-from storage.request_log import RequestLogRepository, RequestRecord
 from storage.request_logger import RequestLogger
 
 

@@ -14,9 +14,9 @@ from models.errors import ProviderUnavailableError
 from storage import heartbeat
 from storage.clock import utcnow
 from storage.heartbeat import STALE_AFTER
-from storage.workflow_store import WorkflowStore, workflow_runs
 from tests.fakes import FakeModel
 from workflows.errors import RunNotResumableError, WorkflowStepFailedError, WorkflowValidationError
+from workflows.store import WorkflowStore, workflow_runs
 from workflows.workflow_engine import WorkflowEngine
 from workflows.workflow_templates import WorkflowTemplates
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select, update
 
 from storage.clock import utcnow
 from storage.database import metadata
-from storage.workflow_store import STALE_AFTER, WorkflowStore, workflow_runs
+from workflows.store import STALE_AFTER, WorkflowStore, workflow_runs
 
 TABLES = {"workflow_definitions", "workflow_runs", "workflow_run_steps"}
 

@@ -19,13 +19,14 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from storage import rollups, ttl_cache
-from storage.api_key_store import ApiKeyStore
+from api.key_store import ApiKeyStore
+from models import rollups
+from models.request_log import RequestLogRepository, RequestRecord, request_log
+from models.rollups import rollup_hourly
+from monitoring.rollup_rebuild import rebuild_rollups
+from storage import ttl_cache
 from storage.database import create_db_engine, read, write
 from storage.group_commit import GroupCommit
-from storage.request_log import RequestLogRepository, RequestRecord, request_log
-from storage.rollup_rebuild import rebuild_rollups
-from storage.rollups import rollup_hourly
 from storage.sqlite_writer_lock import SQLiteWriterLock
 from storage.ttl_cache import TtlCache
 
@@ -148,7 +149,7 @@ def test_group_commit_fails_the_whole_batch_at_once_on_an_error_no_single_item_c
 def test_request_log_tells_one_rows_fault_from_a_database_failure():
     from sqlalchemy.exc import DataError, OperationalError
 
-    from storage.request_log import _one_rows_fault
+    from models.request_log import _one_rows_fault
 
     assert _one_rows_fault(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")))
     assert _one_rows_fault(DataError("INSERT", {}, Exception("value too long")))

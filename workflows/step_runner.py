@@ -9,7 +9,7 @@ from typing import Any
 from models.call_path import new_request_id
 from models.errors import ModelError
 from models.model_registry import ModelRegistry
-from storage.request_log import RequestLogRepository
+from models.request_log import RequestLogRepository
 from workflows.definitions import StepDefinition
 from workflows.errors import StepError
 from workflows.templating import render

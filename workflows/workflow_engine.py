@@ -13,11 +13,10 @@ from sqlalchemy import Engine
 
 from models.errors import UnknownModelError
 from models.model_registry import ModelRegistry
+from models.request_log import RequestLogRepository
 from storage.clock import utcnow
 from storage.database import get_engine
 from storage.heartbeat import RunHeartbeat
-from storage.request_log import RequestLogRepository
-from storage.workflow_store import RESUMABLE, WorkflowStore
 from workflows.conditions import evaluate
 from workflows.definitions import (
     StepDefinition,
@@ -35,6 +34,7 @@ from workflows.errors import (
     WorkflowValidationError,
 )
 from workflows.step_runner import Caller, StepFailedError, StepOutcome, StepRunner
+from workflows.store import RESUMABLE, WorkflowStore
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Rebuild the hourly rollups from the raw request log with set-based SQL (seconds for a million rows).
 
-The live path (`storage.rollups.apply_rows`) and this rebuild must agree exactly; tests compare them.
+The live path (`models.rollups.apply_rows`) and this rebuild must agree exactly; tests compare them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, func, literal, literal_column, select, text, true
 
-from storage.database import is_sqlite, write
-from storage.request_log import request_log
-from storage.rollups import (
+from models.request_log import request_log
+from models.rollups import (
     LATENCY_BOUNDS,
     LATENCY_COLUMNS,
     ROLLUP_TABLES,
@@ -25,6 +24,7 @@ from storage.rollups import (
     rollup_hourly,
     rollup_usage,
 )
+from storage.database import is_sqlite, write
 
 c = request_log.c
 COUNTED = c.status != "pending"

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
+from models.rollups import SUM_COLUMNS, rollup_errors, rollup_hourly, rollup_usage
 from storage.database import read
-from storage.rollups import SUM_COLUMNS, rollup_errors, rollup_hourly, rollup_usage
 
 
 def _in_range(query: Any, table: Table, since: datetime | None, until: datetime | None) -> Any:

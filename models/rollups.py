@@ -181,7 +181,7 @@ def _upsert_statement(dialect: str, table: Table) -> Any:
 
 def purge_raw_rows(engine: Engine, retention_days: int, now: datetime | None = None) -> int:
     """Delete request-log rows older than `retention_days`; rollups keep their figures. Returns rows deleted."""
-    from storage.request_log import request_log
+    from models.request_log import request_log
 
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     with write(engine) as conn:

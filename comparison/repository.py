@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 
+from comparison.tables import comparison_entries, comparison_pairs, comparisons
 from storage.clock import utcnow
-from storage.comparison_tables import comparison_entries, comparison_pairs, comparisons
 from storage.database import read, write
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from storage import rollups
+from models import rollups
 from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
 from storage.group_commit import GroupCommit

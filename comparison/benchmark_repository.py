@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from comparison.tables import benchmark_results, benchmark_runs
 from storage.clock import utcnow
-from storage.comparison_tables import benchmark_results, benchmark_runs
 from storage.database import read, write
 from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
 

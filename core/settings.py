@@ -1,7 +1,6 @@
 """Settings: read once from the environment and `.env`, validated, and passed down explicitly.
 
-This is the only module that reads `os.environ`. It lives in `storage` because storage is the
-lowest layer, which every other package may import.
+This is the only module that reads `os.environ`. It lives in `core`, the package every layer may import.
 """
 
 from __future__ import annotations

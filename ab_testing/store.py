@@ -10,9 +10,7 @@ from sqlalchemy import Connection, Engine, Table, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storage.clock import utcnow
-from storage.database import is_sqlite, read, write
-from storage.experiment_tables import (
+from ab_testing.tables import (
     experiment_assignments,
     experiment_exposures,
     experiment_metric_values,
@@ -20,6 +18,8 @@ from storage.experiment_tables import (
     experiment_variants,
     experiments,
 )
+from storage.clock import utcnow
+from storage.database import is_sqlite, read, write
 
 
 class ExperimentMissing(LookupError):

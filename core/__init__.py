@@ -1,0 +1,1 @@
+"""What every layer shares: settings and the error base."""
