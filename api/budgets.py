@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import ApiError
 from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
 from api.wiring import services
 from models.errors import UnknownModelError
-from monitoring.budget_store import BudgetNameTakenError
-from monitoring.budgets import BudgetPatch, BudgetSpec, InvalidBudgetError
+from monitoring.budgets import BudgetPatch, BudgetSpec
 
 bp = ApiBlueprint("budgets", __name__, url_prefix="/api")
 
@@ -35,11 +33,7 @@ def create_budget(body: BudgetSpec):  # noqa: ANN201
     spec = body
     if spec.scope == "model":
         spec = spec.model_copy(update={"target": _canonical_model(spec.target)})
-    try:
-        budget = services().budgets.create(spec)
-    except BudgetNameTakenError:
-        raise _name_taken(spec.name) from None
-    return jsonify(budget), 201
+    return jsonify(services().budgets.create(spec)), 201
 
 
 @bp.get("/budgets", responses={200: json_object("Every budget")})
@@ -52,31 +46,23 @@ def list_budgets():  # noqa: ANN201
 @bp.get("/budgets/<int:budget_id>", responses={200: BUDGET})
 def get_budget(path: BudgetPath):  # noqa: ANN201
     """One budget."""
-    return jsonify(_found(services().budgets.get(path.budget_id), path.budget_id))
+    return jsonify(services().budgets.get(path.budget_id))
 
 
 @bp.patch("/budgets/<int:budget_id>", responses={200: BUDGET})
 def update_budget(path: BudgetPath, body: BudgetPatch):  # noqa: ANN201
     """Change some of a budget's fields."""
-    budget_id = path.budget_id
+    budgets = services().budgets
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("target") and (changes.get("scope") or _scope_of(budget_id)) == "model":
+    if changes.get("target") and (changes.get("scope") or budgets.get(path.budget_id)["scope"]) == "model":
         changes["target"] = _canonical_model(changes["target"])
-    try:
-        budget = services().budgets.update(budget_id, changes)
-    except InvalidBudgetError as exc:
-        raise ApiError(400, "validation_error", f"Invalid request: {exc}",
-                       fields=[{"field": exc.field, "reason": exc.reason}]) from None
-    except BudgetNameTakenError:
-        raise _name_taken(changes["name"]) from None
-    return jsonify(_found(budget, budget_id))
+    return jsonify(budgets.update(path.budget_id, changes))
 
 
 @bp.delete("/budgets/<int:budget_id>", responses={204: None})
 def delete_budget(path: BudgetPath):  # noqa: ANN201
     """Delete a budget."""
-    if not services().budgets.delete(path.budget_id):
-        raise _not_found(path.budget_id)
+    services().budgets.delete(path.budget_id)
     return "", 204
 
 
@@ -93,22 +79,3 @@ def _canonical_model(name: str | None) -> str | None:
         return services().registry.resolve(name) if name else name
     except UnknownModelError:
         return name
-
-
-def _scope_of(budget_id: int) -> str | None:
-    budget = services().budgets.store.get(budget_id)
-    return budget["scope"] if budget else None
-
-
-def _found(budget: dict | None, budget_id: int) -> dict:
-    if budget is None:
-        raise _not_found(budget_id)
-    return budget
-
-
-def _not_found(budget_id: int) -> ApiError:
-    return ApiError(404, "budget_not_found", f"No budget with id {budget_id}", budget_id=budget_id)
-
-
-def _name_taken(name: str) -> ApiError:
-    return ApiError(409, "budget_name_taken", f"A budget named {name!r} already exists", name=name)

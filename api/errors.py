@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from models.errors import ModelError
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -28,39 +28,25 @@ HTTP_CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(AppError):
     """An error a view raises on purpose: a status, a stable code, a message and optional details."""
 
     def __init__(self, status_code: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            error["details"] = self.details
-        return {"error": error}
+        super().__init__(message, details=details, code=code, http_status=status_code)
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None):  # noqa: ANN201
+def error_response(error: AppError, headers: dict[str, str] | None = None):  # noqa: ANN201
     response = jsonify(error.to_dict())
-    response.status_code = error.status_code
+    response.status_code = error.http_status
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):  # noqa: ANN202
+    @app.errorhandler(AppError)
+    def _app_error(error: AppError):  # noqa: ANN202
         return error_response(error)
-
-    @app.errorhandler(ModelError)
-    def _model_error(error: ModelError):  # noqa: ANN202
-        return error_response(ApiError(error.http_status, error.code, error.message, **error.details))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):  # noqa: ANN202

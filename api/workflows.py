@@ -7,11 +7,9 @@ from typing import Any, Literal
 from flask import g, jsonify
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.errors import ApiError, error_response
 from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
 from api.wiring import services
 from workflows.definitions import WORKFLOW_NAME, WorkflowDefinition, load_definition
-from workflows.errors import WorkflowError
 from workflows.graph import mermaid
 from workflows.step_runner import Caller
 from workflows.workflow_engine import WorkflowEngine
@@ -66,11 +64,6 @@ class RunPath(BaseModel):
 
 
 RUN_RESULT = json_object("The run: status, steps with their outputs, final_output, total_cost, total_tokens")
-
-
-@bp.errorhandler(WorkflowError)
-def _workflow_error(error: WorkflowError):  # noqa: ANN202
-    return error_response(ApiError(error.http_status, error.code, error.message, **error.details))
 
 
 def _engine() -> WorkflowEngine:

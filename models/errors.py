@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import AppError, InvalidInputError
 
-class ModelError(Exception):
-    """Base class; subclasses set `code` and `http_status`."""
+
+class ModelError(AppError):
+    """Base class of the model layer's errors."""
 
     code = "model_error"
-    http_status = 500
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
+
+class UnsupportedParameterError(InvalidInputError):
+    """A generation parameter the chosen model's provider cannot honour; it is refused, never dropped."""
+
+    code = "unsupported_parameter"
 
 
 class UnknownModelError(ModelError, KeyError):

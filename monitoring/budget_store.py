@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from core.errors import ConflictError
 from storage.clock import utcnow
 from storage.database import is_sqlite, metadata, read, write
 
@@ -77,8 +78,13 @@ budget_alerts = Table(
 )
 
 
-class BudgetNameTakenError(ValueError):
+class BudgetNameTakenError(ConflictError):
     """Another budget already has this name."""
+
+    code = "budget_name_taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A budget named {name!r} already exists", details={"name": name})
 
 
 class BudgetStore:

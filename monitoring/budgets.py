@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine
 
+from core.errors import InvalidInputError, NotFoundError
 from monitoring import rollup_reads
 from monitoring.budget_store import BudgetStore
 from monitoring.windows import BudgetWindow, period_window
@@ -40,13 +41,19 @@ Thresholds = Annotated[
 WebhookUrl = Annotated[str | None, Field(max_length=2000), AfterValidator(_check_url)]
 
 
-class InvalidBudgetError(ValueError):
+class InvalidBudgetError(InvalidInputError):
     """A budget definition breaks a rule that spans fields; names the field to fix."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+        super().__init__([{"field": field, "reason": reason}])
         self.reason = reason
+
+
+class BudgetNotFoundError(NotFoundError):
+    code = "budget_not_found"
+
+    def __init__(self, budget_id: int) -> None:
+        super().__init__(f"No budget with id {budget_id}", details={"budget_id": budget_id})
 
 
 def _check_target(scope: str, target: str | None) -> None:
@@ -115,30 +122,36 @@ class BudgetService:
         self.invalidate()
         return self.describe(budget)
 
-    def update(self, budget_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+    def update(self, budget_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply a partial update; raises InvalidBudgetError when scope and target no longer fit."""
         for key in REQUIRED_FIELDS:
             if key in changes and changes[key] is None:
                 raise InvalidBudgetError(key, "cannot be null")
-        current = self.store.get(budget_id)
-        if current is None:
-            return None
+        current = self._existing(budget_id)
         if changes.get("scope") == "global" and "target" not in changes:
             changes = {**changes, "target": None}
         merged = {**current, **changes}
         _check_target(merged["scope"], merged["target"])
         budget = self.store.update(budget_id, **changes)
         self.invalidate()
-        return self.describe(budget) if budget else None
+        if budget is None:  # deleted meanwhile
+            raise BudgetNotFoundError(budget_id)
+        return self.describe(budget)
 
-    def delete(self, budget_id: int) -> bool:
+    def delete(self, budget_id: int) -> None:
         deleted = self.store.delete(budget_id)
         self.invalidate()
-        return deleted
+        if not deleted:
+            raise BudgetNotFoundError(budget_id)
 
-    def get(self, budget_id: int) -> dict[str, Any] | None:
+    def get(self, budget_id: int) -> dict[str, Any]:
+        return self.describe(self._existing(budget_id))
+
+    def _existing(self, budget_id: int) -> dict[str, Any]:
         budget = self.store.get(budget_id)
-        return self.describe(budget) if budget else None
+        if budget is None:
+            raise BudgetNotFoundError(budget_id)
+        return budget
 
     def list(self) -> list[dict[str, Any]]:
         return [self.describe(budget) for budget in self.store.list()]

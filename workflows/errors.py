@@ -4,55 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 
-class WorkflowError(Exception):
-    """Base class; subclasses set `code` and `http_status`."""
+
+class WorkflowError(AppError):
+    """Base class of the workflow errors."""
 
     code = "workflow_error"
-    http_status = 500
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
 
 
-class WorkflowValidationError(WorkflowError):
+class WorkflowValidationError(InvalidInputError, WorkflowError):
     """The definition, a template or the run's variables are invalid; raised before any model call."""
 
-    code = "validation_error"
-    http_status = 400
-
     def __init__(self, fields: list[dict[str, str]]) -> None:
-        summary = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
-        super().__init__(f"Invalid workflow: {summary}", fields=fields)
-        self.fields = fields
-
-    @classmethod
-    def single(cls, field: str, reason: str) -> WorkflowValidationError:
-        return cls([{"field": field, "reason": reason}])
+        super().__init__(fields, prefix="Invalid workflow")
 
 
-class UnknownTemplateError(WorkflowError):
-    code = "unknown_template"
-    http_status = 404
+class UnknownTemplateError(InvalidInputError, WorkflowError):
+    """No built-in template has that name: a 400, as the original answered."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__([{"field": "template", "reason": f"unknown template {name!r}; available: "
+                                                          f"{', '.join(available)}"}],
+                         prefix="Unknown template", code="unknown_template")
+        self.details.update(template=name, available=available)
 
 
-class WorkflowNotFoundError(WorkflowError):
+class WorkflowNotFoundError(NotFoundError, WorkflowError):
     code = "workflow_not_found"
-    http_status = 404
 
 
-class RunNotFoundError(WorkflowError):
+class RunNotFoundError(NotFoundError, WorkflowError):
     code = "run_not_found"
-    http_status = 404
 
 
-class RunNotResumableError(WorkflowError):
+class RunNotResumableError(ConflictError, WorkflowError):
     """Only failed or interrupted runs can be resumed."""
 
     code = "run_not_resumable"
-    http_status = 409
 
 
 class StepError(WorkflowError):
@@ -81,10 +70,9 @@ class WorkflowStepFailedError(WorkflowError):
 
     def __init__(self, run_id: str, step: str, reason: str, *, cause_code: str, http_status: int,
                  result: dict[str, Any] | None = None) -> None:
-        super().__init__(f"Workflow run {run_id} failed at step {step!r}: {reason}",
-                         run_id=run_id, step=step, reason=reason, cause=cause_code)
+        super().__init__(f"Workflow run {run_id} failed at step {step!r}: {reason}", http_status=http_status,
+                         details={"run_id": run_id, "step": step, "reason": reason, "cause": cause_code})
         self.run_id = run_id
         self.step = step
         self.reason = reason
-        self.http_status = http_status
         self.result = result

@@ -137,15 +137,15 @@ class WorkflowEngine:
         """Continue a failed or interrupted run from its first incomplete step; completed steps are kept."""
         run = self.store.get_run(run_id)
         if run is None:
-            raise RunNotFoundError(f"No workflow run {run_id!r}", run_id=run_id)
+            raise RunNotFoundError(f"No workflow run {run_id!r}", details={"run_id": run_id})
         if run["status"] not in RESUMABLE:
             raise RunNotResumableError(f"Run {run_id} is {run['status']}; only failed or interrupted runs resume",
-                                       run_id=run_id, status=run["status"])
+                                       details={"run_id": run_id, "status": run["status"]})
         definition = load_definition(run["definition"])
         models = self._validate(definition, run["variables"] or {})
         with self.heartbeat.driving() as owner:
             if not self.store.claim_for_resume(run_id, owner):
-                raise RunNotResumableError(f"Run {run_id} is already being resumed", run_id=run_id)
+                raise RunNotResumableError(f"Run {run_id} is already being resumed", details={"run_id": run_id})
             return self._drive(run_id, definition, models, caller)
 
     def _validate(self, definition: WorkflowDefinition, variables: dict[str, Any]) -> list[str]:
@@ -259,7 +259,7 @@ class WorkflowEngine:
         """A run with its steps, shaped like `execute_workflow`'s result."""
         run = self.store.get_run(run_id)
         if run is None:
-            raise RunNotFoundError(f"No workflow run {run_id!r}", run_id=run_id)
+            raise RunNotFoundError(f"No workflow run {run_id!r}", details={"run_id": run_id})
         return _public_run(run, with_definition=with_definition)
 
     def list_runs(self, limit: int = 50, *, status: str | None = None,
@@ -285,7 +285,8 @@ class WorkflowEngine:
         saved = self.store.get_definition(name, version)
         if saved is None:
             which = f" version {version}" if version is not None else ""
-            raise WorkflowNotFoundError(f"No saved workflow {name!r}{which}", name=name, version=version)
+            raise WorkflowNotFoundError(f"No saved workflow {name!r}{which}",
+                                        details={"name": name, "version": version})
         return saved
 
     def list_workflows(self) -> list[dict[str, Any]]:
@@ -294,7 +295,7 @@ class WorkflowEngine:
     def list_versions(self, name: str) -> list[dict[str, Any]]:
         versions = self.store.list_versions(name)
         if not versions:
-            raise WorkflowNotFoundError(f"No saved workflow {name!r}", name=name)
+            raise WorkflowNotFoundError(f"No saved workflow {name!r}", details={"name": name})
         return versions
 
 

@@ -105,8 +105,7 @@ class WorkflowTemplates:
     def get_template(name: str, model_name: str | None = None) -> dict[str, Any]:
         """The template as a workflow definition (name, description, model, steps)."""
         if name not in _TEMPLATES:
-            raise UnknownTemplateError(f"Unknown template {name!r}. Available: {', '.join(_TEMPLATES)}",
-                                       template=name, available=list(_TEMPLATES))
+            raise UnknownTemplateError(name, list(_TEMPLATES))
         description, builder = _TEMPLATES[name]
         return {"name": name, "description": description, "model": model_name, "steps": builder(model_name)}
 
