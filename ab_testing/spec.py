@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer, field_validator, model_validator
+
+from models.params import PromptParams
 
 METRIC_NAME = r"^[a-z][a-z0-9_]{0,99}$"
 VARIANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 # Keys of a variant summary, which a custom metric name must not shadow.
 RESERVED_METRICS = frozenset({"n", "successes", "name", "model", "weight", "params", "is_control", "conversion"})
-# Arguments the experiment itself supplies to `generate`; a variant's params may not override them.
-RESERVED_PARAMS = frozenset({"prompt", "user_id", "tags", "source", "api_key_id", "request_id", "stream"})
 
 
 class VariantSpec(BaseModel):
@@ -22,24 +22,13 @@ class VariantSpec(BaseModel):
     name: str = Field(pattern=VARIANT_NAME)
     model: str = Field(min_length=1, max_length=200)
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: PromptParams = Field(default_factory=PromptParams,
+                                 description="The system prompt and generation parameters of this arm")
 
-    @field_validator("params")
-    @classmethod
-    def _check_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        reserved = sorted(RESERVED_PARAMS & params.keys())
-        if reserved:
-            raise ValueError(f"params may not set {', '.join(reserved)}: the experiment supplies them")
-        temperature = params.get("temperature")
-        if temperature is not None and (not isinstance(temperature, int | float) or not 0 <= temperature <= 2):
-            raise ValueError("params.temperature must be a number between 0 and 2")
-        max_tokens = params.get("max_tokens")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
-                                       or max_tokens < 1):
-            raise ValueError("params.max_tokens must be a positive integer")
-        if params.get("system") is not None and not isinstance(params["system"], str):
-            raise ValueError("params.system must be a string")
-        return params
+    @field_serializer("params")
+    def _params_as_given(self, params: PromptParams) -> dict[str, Any]:
+        """Stored and shown as set: `{"system": ..., "max_tokens": 16}`."""
+        return params.given()
 
 
 MAX_COUNT = 10**12  # sample-size settings stay far inside a 64-bit database integer

@@ -19,30 +19,28 @@ from api.cli import register_cli
 from api.comparison_cli import register_comparison_cli
 from api.errors import register_error_handlers
 from api.health import SERVICE_NAME, VERSION
+from api.key_store import ApiKeyStore
 from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
-from api.wiring import EXTENSION_KEY, build_services, services
+from api.services import EXTENSION_KEY, KEYS_EXTENSION_KEY, api_keys, services
 from core.settings import Settings
+from wiring import build_services
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `config` may hold a `SETTINGS` object, env-style overrides, or Flask keys."""
-    config = dict(config or {})
-    settings = config.pop("SETTINGS", None) or Settings.from_env(
-        overrides={k: v for k, v in config.items() if k.isupper() and not k.startswith("FLASK_")}
-    )
+def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app on `settings` (default: the environment and `.env`); `flask_config` sets Flask keys."""
+    settings = settings or Settings.from_env()
     _configure_logging(settings)
     app = create_openapi_app(__name__, SERVICE_NAME, VERSION)
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_content_length)
+    app.config.update(flask_config or {})
     app.json.sort_keys = False  # keep the documented key order in responses
-    app.config.update({k: v for k, v in config.items() if k.isupper()})
-    app.extensions[EXTENSION_KEY] = build_services(
-        settings, register_default_models=config.get("REGISTER_DEFAULT_MODELS", True)
-    )
+    app.extensions[EXTENSION_KEY] = build_services(settings)
+    app.extensions[KEYS_EXTENSION_KEY] = ApiKeyStore(services(app).engine)
     register_error_handlers(app)
     register_request_context(app)
-    register_auth(app, Authenticator(settings, services(app).api_keys))
+    register_auth(app, Authenticator(settings, api_keys(app)))
     register_rate_limits(app, settings)
     register_cli(app)
     register_comparison_cli(app)
@@ -65,7 +63,7 @@ def _configure_logging(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings.from_env()
-    app = create_app({"SETTINGS": settings})
+    app = create_app(settings)
     app.run(host=settings.host, port=settings.port, debug=settings.debug, threaded=True)
 
 

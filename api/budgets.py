@@ -6,7 +6,7 @@ from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
-from api.wiring import services
+from api.services import services
 from models.errors import UnknownModelError
 from monitoring.budgets import BudgetPatch, BudgetSpec
 

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from api.auth import create_key
-from api.wiring import services
+from api.services import api_keys, services
 from storage.database import current_revisions, upgrade_schema
 
 
@@ -35,13 +35,13 @@ def register_cli(app: Flask) -> None:
     @click.argument("name")
     def create(name: str) -> None:
         """Create a key; it is printed once and cannot be shown again."""
-        key_id, key = create_key(services().api_keys, name)
+        key_id, key = create_key(api_keys(), name)
         click.echo(f"Created {key_id} ({name}). Store this key now, it will not be shown again:\n{key}")
 
     @keys.command("list")
     def list_keys() -> None:
         """List keys (ids, names, prefixes; never the keys)."""
-        for row in services().api_keys.list():
+        for row in api_keys().list():
             state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
             click.echo(f"{row['id']}  {row['prefix']}...  {row['name']}  {state}")
 
@@ -49,6 +49,6 @@ def register_cli(app: Flask) -> None:
     @click.argument("key_id")
     def revoke(key_id: str) -> None:
         """Revoke a key by id; requests using it get 401 from then on."""
-        if not services().api_keys.revoke(key_id):
+        if not api_keys().revoke(key_id):
             raise click.ClickException(f"No active key with id {key_id}")
         click.echo(f"Revoked {key_id}")

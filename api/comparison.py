@@ -15,48 +15,41 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object, text_body
-from api.wiring import services
+from api.services import services
 from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
 from comparison.model_comparator import MAX_REPETITIONS
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
+from models.params import MAX_TAGS, MAX_TOKENS_LIMIT, Integer, Number, PromptParams, Tag, UserId
 
 bp = ApiBlueprint("comparison", __name__, url_prefix="/api")
 
 
-class GenerationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    system: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-
-
-class CompareRequest(GenerationParams):
-    """`system`, `temperature` and `max_tokens` may be given at the top level or inside `params`."""
+class CompareRequest(PromptParams):
+    """`system` and the generation parameters may be given at the top level or inside `params`."""
 
     models: list[str] = Field(min_length=1, max_length=10)
     prompt: str = Field(min_length=1)
-    params: GenerationParams | None = None
+    params: PromptParams | None = None
     scorers: list[dict[str, Any]] | None = Field(default=None, max_length=10)
     reference: str | None = None
     weights: dict[Literal["quality", "latency", "cost"], float] | None = None
     repetitions: int = Field(default=1, ge=1, le=MAX_REPETITIONS)
-    user_id: str | None = Field(default=None, max_length=200)
-    tags: list[str] | None = Field(default=None, max_length=50)
+    user_id: UserId | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
 
     @model_validator(mode="after")
     def _one_place_per_param(self) -> CompareRequest:
         if self.params is not None:
-            for name in GenerationParams.model_fields:
+            for name in PromptParams.model_fields:
                 if getattr(self, name) is not None and getattr(self.params, name) is not None:
                     raise ValueError(f"'{name}' is given both at the top level and in 'params'")
         return self
 
     def generation(self) -> dict[str, Any]:
-        """system, temperature and max_tokens, from wherever they were given."""
-        values = {name: getattr(self, name) for name in GenerationParams.model_fields}
+        """The system prompt and generation parameters, from wherever they were given."""
+        values = {name: getattr(self, name) for name in PromptParams.model_fields if getattr(self, name) is not None}
         if self.params is not None:
-            values.update(self.params.model_dump(exclude_none=True))
+            values.update({name: getattr(self.params, name) for name in self.params.model_fields_set})
         return values
 
 
@@ -75,8 +68,8 @@ class BenchmarkRequest(BaseModel):
     items: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=1000)
     tasks: list[str] | None = None
     limit: int | None = Field(default=None, ge=1, le=1000)
-    temperature: float | None = Field(default=0.0, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: Number | None = Field(default=0.0, ge=0, le=2)
+    max_tokens: Integer | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     quality_bar: float = Field(default=DEFAULT_QUALITY_BAR, ge=0, le=1)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from flask import Flask
 
-from api.wiring import services
+from api.services import services
 from comparison.dataset import load_dataset
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
 from models.errors import ModelError

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from core.errors import AppError
+from core.errors import AppError, InvalidInputError, validation_fields
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(error: AppError):  # noqa: ANN202
         return error_response(error)
+
+    @app.errorhandler(ValidationError)
+    def _invalid_value(error: ValidationError):  # noqa: ANN202 - a value built from input failed a model's rule
+        return error_response(InvalidInputError(validation_fields(error)))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):  # noqa: ANN202

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object
-from api.wiring import services
+from api.services import services
+from models.params import UserId
 
 bp = ApiBlueprint("experiments", __name__, url_prefix="/api")
 
@@ -28,7 +29,7 @@ class LegacyExperimentBody(BaseModel):
 class TrafficTestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200)
+    user_id: UserId
     prompt: str = Field(min_length=1)
 
 

@@ -7,29 +7,39 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from flask import Response, g, jsonify, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.openapi import ApiBlueprint, event_stream
-from api.wiring import services
+from api.services import services
+from core.errors import AppError
 from models.base_model import StreamResponse
-from models.errors import ModelError
+from models.messages import MAX_MESSAGES, GenerationRequest, Message
+from models.params import MAX_TAGS, CallContext, GenerationParams, Tag, UserId
 
 bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(GenerationParams):
+    """A `prompt` (with an optional `system`) or a `messages` conversation, plus any generation parameter."""
+
     model_config = ConfigDict(extra="forbid", openapi_extra={
         "example": {"prompt": "Say hello in French.", "max_tokens": 32, "temperature": 0.2},
     })
 
-    prompt: str = Field(min_length=1)
-    model: str | None = None
+    messages: list[Message] | None = Field(default=None, min_length=1, max_length=MAX_MESSAGES)
+    prompt: str | None = Field(default=None, min_length=1, validate_default=True)
+    model: str | None = Field(default=None, max_length=200)
     system: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     stream: bool = False
-    user_id: str | None = Field(default=None, max_length=200)
-    tags: list[str] | None = Field(default=None, max_length=50)
+    user_id: UserId | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_or_messages(cls, prompt: str | None, info: ValidationInfo) -> str | None:
+        if (prompt is None) == (info.data.get("messages") is None):
+            raise ValueError("give exactly one of `prompt` or `messages`")
+        return prompt
 
 
 class StreamEvent(BaseModel):
@@ -102,16 +112,15 @@ def list_models():  # noqa: ANN201
 def generate(body: GenerateRequest):  # noqa: ANN201
     """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
     model = services().registry.get_model(body.model)
-    kwargs = dict(
-        system=body.system, temperature=body.temperature, max_tokens=body.max_tokens,
-        user_id=body.user_id, tags=body.tags, source="api", api_key_id=g.get("api_key_id"),
-    )
+    request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
+                                      params=body.only_generation(), stream=body.stream)
+    context = CallContext(source="api", user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"))
     if body.stream:
-        model.check_context(body.prompt, body.system)  # a 400 now: once events flow, the status is 200
-        stream = model.generate_stream(body.prompt, **kwargs)
+        model.check_context(request)  # a 400 now: once events flow, the status is 200
+        stream = model.run(request, context)
         return Response(stream_with_context(_sse(stream)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    result = model.generate(body.prompt, **kwargs)
+    result = model.run(request, context).result
     return jsonify({"status": "success", **result.to_dict()})
 
 
@@ -121,7 +130,7 @@ def _sse(stream: StreamResponse) -> Iterator[str]:
         for chunk in stream:
             yield _event({"delta": chunk})
         yield _event({"done": True, "status": "success", **stream.result.to_dict()})
-    except ModelError as exc:
+    except AppError as exc:
         yield _event({"done": True, "status": "error",
                       "error": {"code": exc.code, "message": exc.message}})
     finally:

@@ -6,7 +6,7 @@ from flask import current_app, jsonify
 from pydantic import BaseModel, Field
 
 from api.openapi import ApiBlueprint
-from api.wiring import services
+from api.services import services
 from storage.database import ping
 
 bp = ApiBlueprint("health", __name__, secured=False)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from api.openapi import ApiBlueprint, json_object, text_body
-from api.wiring import services
+from api.services import services
 from models.errors import UnknownModelError
 from models.rollups import purge_raw_rows
 from monitoring.prometheus import exposition

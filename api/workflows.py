@@ -8,10 +8,10 @@ from flask import g, jsonify
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
-from api.wiring import services
+from api.services import services
+from models.params import MAX_TAGS, CallContext, Tag, UserId
 from workflows.definitions import WORKFLOW_NAME, WorkflowDefinition, load_definition
 from workflows.graph import mermaid
-from workflows.step_runner import Caller
 from workflows.workflow_engine import WorkflowEngine
 from workflows.workflow_templates import WorkflowTemplates
 
@@ -32,8 +32,8 @@ class RunRequest(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="For steps that set none")
     variables: dict[str, Any] = Field(default_factory=dict)
-    user_id: str | None = Field(default=None, max_length=200)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    user_id: UserId | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
     @model_validator(mode="after")
     def _one_source(self) -> RunRequest:
@@ -70,9 +70,9 @@ def _engine() -> WorkflowEngine:
     return services().workflows
 
 
-def _caller(user_id: str | None = None, tags: list[str] | None = None) -> Caller:
+def _caller(user_id: str | None = None, tags: list[str] | None = None) -> CallContext:
     """Attribute the run's calls to the requesting API key (and user), like `/api/generate` does."""
-    return Caller(user_id=user_id, api_key_id=g.get("api_key_id"), tags=tuple(tags or ()))
+    return CallContext(source="workflow", user_id=user_id, api_key_id=g.get("api_key_id"), tags=tags or None)
 
 
 @bp.post("/workflow", responses={200: RUN_RESULT})

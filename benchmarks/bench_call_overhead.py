@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from core.settings import Settings
+from models.messages import GenerationRequest
 from models.model_registry import ModelRegistry
-from models.results import GenerationRequest, Usage
+from models.results import Usage
 from storage.database import get_engine
 from tests.fakes import FakeModel
 
@@ -26,7 +27,7 @@ def _direct(model: FakeModel, calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         usage = Usage()
-        "".join(model.execute(GenerationRequest(prompt="hello world"), usage))
+        "".join(model.execute(GenerationRequest.build("hello world"), usage))
     return time.perf_counter() - start
 
 

@@ -86,7 +86,7 @@ def time_endpoints(urls: list[str], repeats: int) -> dict[str, dict[str, float]]
     for url in urls:
         overrides = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}  # no access-log line per timed request
         settings = Settings.from_env(environ={}, env_file=None, overrides=overrides)
-        clients[url] = create_app({"SETTINGS": settings, "REGISTER_DEFAULT_MODELS": False}).test_client()
+        clients[url] = create_app(settings).test_client()
     samples: dict[str, dict[str, list[float]]] = {url: {path: [] for path in ENDPOINTS} for url in urls}
     for attempt in range(repeats + 2):
         for path in ENDPOINTS:

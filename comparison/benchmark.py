@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from comparison.dataset import BenchmarkItem, Dataset, load_dataset
 from comparison.errors import ComparisonConfigError
-from comparison.execution import CallParams, call_once, run_concurrently
+from comparison.execution import COMPARISON_CONTEXT, call_once, run_concurrently
 from comparison.reports import DEFAULT_QUALITY_BAR, build_report
 from comparison.scoring import ScoringPlan, build_scoring, mean_score
 from models.base_model import BaseModel
 from models.model_registry import ModelRegistry
+from models.params import PromptParams
 from models.results import GenerationResult
 from storage.heartbeat import RunHeartbeat
 
@@ -138,11 +139,11 @@ class BenchmarkRunner:
                   stored: Callable[[dict[str, Any]], None]) -> None:
         """One item on every model at once; each answer is scored and stored as soon as it arrives."""
         plan = build_scoring(item.scorers, self.registry, item.reference)
-        call = CallParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"],
-                          tags=["benchmark", f"benchmark:{run_id}"])
+        call = PromptParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"])
+        context = COMPARISON_CONTEXT.with_tags("benchmark", f"benchmark:{run_id}")
 
         def answer(model: BaseModel) -> dict[str, Any]:
-            return score_result(item, model.name, call_once(model, item.prompt, call), plan)
+            return score_result(item, model.name, call_once(model, item.prompt, call, context), plan)
 
         run_concurrently([lambda m=m: answer(m) for m in models], stored)
 

@@ -11,27 +11,11 @@ from typing import Any
 
 from models.base_model import BaseModel
 from models.call_path import new_request_id
+from models.messages import GenerationRequest
+from models.params import CallContext, PromptParams
 from models.results import GenerationResult
 
-SOURCE = "comparison"
-
-
-@dataclass(frozen=True)
-class CallParams:
-    """The generation parameters every compared model receives, unchanged."""
-
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    user_id: str | None = None
-    tags: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    api_key_id: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The params that shape the answer, for the stored result."""
-        shown = {"system": self.system, "temperature": self.temperature, "max_tokens": self.max_tokens, **self.extra}
-        return {k: v for k, v in shown.items() if v is not None}
+COMPARISON_CONTEXT = CallContext(source="comparison")
 
 
 @dataclass
@@ -51,24 +35,24 @@ class ModelRun:
         return [r.request_id for r in self.results] + [e["request_id"] for e in self.errors]
 
 
-def call_once(model: BaseModel, prompt: str, params: CallParams) -> GenerationResult | dict[str, Any]:
-    """One recorded call; a failure comes back as {code, message, request_id} instead of raising."""
+def call_once(model: BaseModel, prompt: str, params: PromptParams,
+              context: CallContext = COMPARISON_CONTEXT) -> GenerationResult | dict[str, Any]:
+    """One recorded call with the same params as every other model; a failure comes back as
+    {code, message, request_id} instead of raising."""
     request_id = new_request_id()
     try:
-        return model.generate(
-            prompt, system=params.system, temperature=params.temperature, max_tokens=params.max_tokens,
-            user_id=params.user_id, tags=params.tags, source=SOURCE, request_id=request_id,
-            api_key_id=params.api_key_id, **params.extra,
-        )
+        request = GenerationRequest.build(prompt, system=params.system, params=params.only_generation())
+        return model.run(request, context.model_copy(update={"request_id": request_id})).result
     except Exception as exc:  # noqa: BLE001 - a failing model is reported with its error, never fatal
         return {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc), "request_id": request_id}
 
 
-def run_model(model: BaseModel, prompt: str, params: CallParams, repetitions: int = 1) -> ModelRun:
+def run_model(model: BaseModel, prompt: str, params: PromptParams, context: CallContext,
+              repetitions: int = 1) -> ModelRun:
     """`repetitions` sequential calls of one model, so its latencies do not compete with each other."""
     run = ModelRun(model.name)
     for _ in range(repetitions):
-        outcome = call_once(model, prompt, params)
+        outcome = call_once(model, prompt, params, context)
         if isinstance(outcome, GenerationResult):
             run.results.append(outcome)
         else:

@@ -10,12 +10,13 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from comparison.errors import ComparisonConfigError
-from comparison.execution import CallParams, ModelRun, latency_stats, run_concurrently, run_model
+from comparison.execution import ModelRun, latency_stats, run_concurrently, run_model
 from comparison.scorers import Score
 from comparison.scoring import ScoringPlan, build_scoring, mean_score
 from comparison.winner import Candidate, decide, resolve_weights
 from models.base_model import BaseModel
 from models.model_registry import ModelRegistry
+from models.params import CallContext, PromptParams
 
 if TYPE_CHECKING:
     from comparison.comparison_store import ComparisonStore
@@ -39,9 +40,6 @@ class ModelComparator:
         models: Sequence[str],
         prompt: str,
         *,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
         scorers: Sequence[Mapping[str, Any]] | None = None,
         reference: str | None = None,
         weights: Mapping[str, float] | None = None,
@@ -53,13 +51,17 @@ class ModelComparator:
         on_model_done: Callable[[str], None] | None = None,
         **params: Any,
     ) -> dict[str, Any]:
-        """Run, score and rank `models` on `prompt`; returns {prompt, results, winner, comparison_metrics, ...}."""
+        """Run, score and rank `models` on `prompt`; returns {prompt, results, winner, comparison_metrics, ...}.
+
+        `params` are what every model is called with: `system` and the `GenerationParams` fields.
+        """
+        call = PromptParams.parse(params)
+        context = CallContext.parse(source="comparison", user_id=user_id, tags=tags, api_key_id=api_key_id)
         resolved = self._resolve(models, repetitions)
         plan = build_scoring(scorers, self.registry, reference)
         if weights is not None:
             resolve_weights(weights, plan.active)
-        call = CallParams(system, temperature, max_tokens, user_id, tags, dict(params), api_key_id)
-        tasks = [self._task(model, prompt, call, repetitions, plan) for model in resolved]
+        tasks = [self._task(model, prompt, call, context, repetitions, plan) for model in resolved]
         done = (lambda item: on_model_done(item[0].model)) if on_model_done else None
         outcomes, wall_time = run_concurrently(tasks, done)
         entries = [_entry(run, scores) for run, scores in outcomes]
@@ -75,7 +77,7 @@ class ModelComparator:
             "winner_details": decision.to_dict(),
             "explanation": decision.explanation,
             "comparison_metrics": _metrics(entries, wall_time, repetitions, pairwise),
-            "params": call.public(),
+            "params": call.given(),
             "scorers": [dict(spec) for spec in scorers or ()],
             "reference": reference,
             "repetitions": repetitions,
@@ -98,10 +100,10 @@ class ModelComparator:
         return resolved
 
     @staticmethod
-    def _task(model: BaseModel, prompt: str, call: CallParams, repetitions: int,
+    def _task(model: BaseModel, prompt: str, call: PromptParams, context: CallContext, repetitions: int,
               plan: ScoringPlan) -> Callable[[], tuple[ModelRun, list[list[Score]]]]:
         def task() -> tuple[ModelRun, list[list[Score]]]:
-            run = run_model(model, prompt, call, repetitions)
+            run = run_model(model, prompt, call, context, repetitions)
             return run, [plan.score_answer(result.response, prompt) for result in run.results]
 
         return task

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from models.call_path import CallInfo, CallPath, default_call_path, new_request_id
-from models.errors import ContextLengthExceededError
-from models.pricing import ModelPricing, PricingTable
-from models.results import GenerationRequest, GenerationResult, Usage
+from models.call_path import Call, CallPath, new_request_id
+from models.defaults import default_pricing, managed_call_path
+from models.errors import ContextLengthExceededError, UnsupportedParameterError
+from models.messages import GenerationRequest, Message
+from models.params import CallContext, GenerationParams
+from models.pricing import ModelPricing
+from models.results import GenerationResult, Usage
+
+# Tokens a chat format may add per message (role markers, turn separators): part of the input bound.
+MESSAGE_OVERHEAD_TOKENS = 16
+# `generate`'s keyword arguments that say whom a call is for rather than what it generates.
+CONTEXT_ARGUMENTS = ("user_id", "tags", "source", "api_key_id", "request_id")
 
 
 @dataclass(frozen=True)
@@ -58,16 +66,21 @@ class StreamResponse(Iterator[str]):
 
 
 class BaseModel(ABC):
-    """A model that can generate text. Subclasses set `provider` and implement `execute`."""
+    """A model that can generate text. Subclasses set `provider` and implement `execute`.
+
+    `supported_params` names the generation parameters the provider honours: any other one that a call
+    sets is refused with `UnsupportedParameterError` before the call, never silently dropped.
+    """
 
     provider: ClassVar[str] = "unknown"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    supported_params: ClassVar[frozenset[str]] = GenerationParams.COMMON
     context_window: int = 32_768
     max_output_tokens: int = 8_192
 
     def __init__(self, name: str, *, pricing: ModelPricing | None = None) -> None:
         self.name = name
-        self.pricing = pricing if pricing is not None else PricingTable.default().get(name)
+        self.pricing = pricing if pricing is not None else default_pricing(name)
         self._call_path: CallPath | None = None
 
     @property
@@ -86,29 +99,59 @@ class BaseModel(ABC):
     def count_tokens(self, text: str) -> int:
         """Exact token count of `text` with this model's tokenizer."""
 
-    def check_context(self, prompt: str, system: str | None = None) -> None:
-        """Refuse a prompt longer than the context window, before any provider call.
+    def count_input_tokens(self, request: GenerationRequest) -> int:
+        """Tokens the conversation costs as input; providers with a chat format override this to be exact."""
+        return sum(self.count_tokens(m.content) for m in request.messages) + MESSAGE_OVERHEAD_TOKENS * len(
+            request.messages)
 
-        Tokens are counted only when the UTF-8 size exceeds the window (no tokenizer makes more tokens than
-        bytes), so ordinary prompts cost nothing; models whose count is only an estimate are not checked.
+    def input_token_bound(self, request: GenerationRequest) -> int:
+        """An upper bound of the input tokens, computed locally for free: one token per UTF-8 byte, plus
+        `MESSAGE_OVERHEAD_TOKENS` per message for the chat format's role markers.
+
+        It holds for byte-level BPE and SentencePiece-with-byte-fallback tokenizers, where no token covers
+        less than one byte of text. The bound decides budget reservations and context checks; a model is
+        asked to count exactly only when the bound alone would refuse the call.
         """
-        text = (system or "") + prompt
-        if not self.capabilities.token_counting or len(text.encode("utf-8")) <= self.context_window:
+        return request.text_bytes() + MESSAGE_OVERHEAD_TOKENS * len(request.messages)
+
+    def check_context(self, request: GenerationRequest) -> None:
+        """Refuse a conversation longer than the context window, before any provider call.
+
+        Counted exactly only when the free bound exceeds the window; models whose count is only an
+        estimate are left to the provider.
+        """
+        if not self.capabilities.token_counting or self.input_token_bound(request) <= self.context_window:
             return
-        tokens = self.count_tokens(text)
+        tokens = self.count_input_tokens(request)
         if tokens > self.context_window:
             raise ContextLengthExceededError(
                 f"The prompt is {tokens} tokens; {self.name} accepts at most {self.context_window}",
                 details={"model": self.name, "prompt_tokens": tokens, "context_window": self.context_window},
             )
 
+    def check_params(self, params: GenerationParams) -> None:
+        """Refuse parameters this provider cannot honour, naming them."""
+        unsupported = sorted(set(params.given()) - self.supported_params)
+        if unsupported:
+            raise UnsupportedParameterError(
+                [{"field": name, "reason": f"not supported by {self.name} ({self.provider}); supported: "
+                                           f"{', '.join(sorted(self.supported_params))}"} for name in unsupported],
+                prefix="Unsupported parameter")
+
     def bind(self, call_path: CallPath) -> None:
         """Route this model's calls through `call_path` (the registry does this on registration)."""
         self._call_path = call_path
 
     @property
+    def is_bound(self) -> bool:
+        return self._call_path is not None
+
+    @property
     def call_path(self) -> CallPath:
-        return self._call_path or default_call_path()
+        """The registry's call path; a model used on its own gets the default wiring's."""
+        if self._call_path is None:
+            self._call_path = managed_call_path()
+        return self._call_path
 
     def calculate_cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
         """Cost in USD from the pricing table, or None when this model has no known price."""
@@ -118,52 +161,41 @@ class BaseModel(ABC):
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | None = None,
         *,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
         system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
         user_id: str | None = None,
-        tags: list[str] | None = None,
+        tags: Sequence[str] | None = None,
         source: str = "library",
         api_key_id: str | None = None,
         request_id: str | None = None,
         **params: Any,
     ) -> GenerationResult:
-        """Generate a complete answer; the call is recorded once in the request log."""
-        return self._start(
-            prompt, stream=False, system=system, temperature=temperature, max_tokens=max_tokens,
-            user_id=user_id, tags=tags, source=source, api_key_id=api_key_id,
-            request_id=request_id, **params,
-        ).result
+        """Generate a complete answer; the call is recorded once in the request log.
 
-    def generate_stream(self, prompt: str, **kwargs: Any) -> StreamResponse:
+        Give a `prompt` (with an optional `system`) or a list of `messages`. `params` are
+        `GenerationParams` fields (temperature, max_tokens, top_p, stop, seed, response_format, ...);
+        an unknown or unsupported one raises a `ValueError` naming it.
+        """
+        context = {"user_id": user_id, "tags": tags, "source": source, "api_key_id": api_key_id,
+                   "request_id": request_id}
+        return self.run(*_prepare(prompt, messages, system, params, context, stream=False)).result
+
+    def generate_stream(self, prompt: str | None = None, **kwargs: Any) -> StreamResponse:
         """Stream the answer as text chunks; takes `generate`'s arguments; `.result` is the final result."""
-        return self._start(prompt, stream=True, **kwargs)
+        context = {name: kwargs.pop(name) for name in CONTEXT_ARGUMENTS if name in kwargs}
+        messages, system = kwargs.pop("messages", None), kwargs.pop("system", None)
+        return self.run(*_prepare(prompt, messages, system, kwargs, context, stream=True))
 
-    def _start(
-        self,
-        prompt: str,
-        *,
-        stream: bool,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        user_id: str | None = None,
-        tags: list[str] | None = None,
-        source: str = "library",
-        api_key_id: str | None = None,
-        request_id: str | None = None,
-        **params: Any,
-    ) -> StreamResponse:
-        request = GenerationRequest(
-            prompt=prompt, system=system, temperature=temperature, max_tokens=max_tokens,
-            stream=stream, params=params,
-        )
-        call = CallInfo(
-            request_id=request_id or new_request_id(), model=self, request=request, source=source,
-            user_id=user_id, tags=list(tags) if tags else None, api_key_id=api_key_id,
-        )
+    def run(self, request: GenerationRequest, context: CallContext | None = None) -> StreamResponse:
+        """The typed entry point: run `request` for `context` on the managed call path.
+
+        Plain requests are consumed by reading `.result`; streamed ones by iterating.
+        """
+        self.check_params(request.params)
+        context = context or CallContext()
+        call = Call(self, request, context, context.request_id or new_request_id())
         return StreamResponse(self.call_path.run(call))
 
     def describe(self) -> dict[str, Any]:
@@ -171,7 +203,17 @@ class BaseModel(ABC):
             "name": self.name,
             "provider": self.provider,
             "capabilities": asdict(self.capabilities),
+            "supported_params": sorted(self.supported_params),
             "context_window": self.context_window,
             "max_output_tokens": self.max_output_tokens,
             "pricing": self.pricing.summary() if self.pricing else None,
         }
+
+
+def _prepare(prompt: str | None, messages: Sequence[Message | dict[str, Any]] | None, system: str | None,
+             params: dict[str, Any], context: dict[str, Any], *,
+             stream: bool) -> tuple[GenerationRequest, CallContext]:
+    """`generate`'s keyword arguments as the typed request and context; invalid ones raise `ValueError`."""
+    request = GenerationRequest.build(prompt, messages=messages, system=system,
+                                      params=GenerationParams.parse(params), stream=stream)
+    return request, CallContext.parse(**context)

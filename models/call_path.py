@@ -1,31 +1,29 @@
 """The one managed call path: context and guards before, the provider call, exactly one request-log row, observers.
 
-Every generation, whatever its source, runs through `CallPath.run`. Hooks (budgets, Prometheus,
-...) are attached by the composition root, so this package never imports `monitoring`.
+Every generation, whatever its source, runs through `CallPath.run`. Hooks (budgets, ...) are attached by
+the composition root (`wiring`), so this package never imports `monitoring`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from models.errors import CallRefusedError
+from models.messages import GenerationRequest
+from models.params import CallContext
 from models.request_log import RequestLogRepository, RequestRecord
-from models.results import GenerationRequest, GenerationResult, Usage
-from storage.database import get_engine
+from models.results import GenerationResult, Usage
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("api", "workflow", "comparison", "experiment", "library")
 
 
 class CallCancelled(Exception):
@@ -33,27 +31,30 @@ class CallCancelled(Exception):
 
 
 @dataclass
-class CallInfo:
-    """Everything known about a call before the provider answers; hooks keep state in `extras`."""
+class Call:
+    """One managed call: the model, what it is asked, whom it is for; hooks keep their state in `extras`."""
 
-    request_id: str
     model: BaseModel
     request: GenerationRequest
-    source: str = "library"
-    user_id: str | None = None
-    tags: list[str] | None = None
-    api_key_id: str | None = None
+    context: CallContext
+    request_id: str
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def max_cost(self) -> float | None:
-        """Worst-case cost: the counted input plus the full output allowance at the output price."""
+    @property
+    def user_id(self) -> str | None:
+        return self.context.user_id
+
+    @property
+    def api_key_id(self) -> str | None:
+        return self.context.api_key_id
+
+    def worst_case_cost(self, input_tokens: int) -> float | None:
+        """The most this call can cost with `input_tokens` of input and its whole output allowance."""
         pricing = self.model.pricing
         if pricing is None:
             return None
         if pricing.input_per_million == 0 and pricing.output_per_million == 0:
             return 0.0
-        text = (self.request.system or "") + self.request.prompt
-        input_tokens = self.model.count_tokens(text)
         output_allowance = self.request.max_tokens or self.model.max_output_tokens
         return pricing.cost(input_tokens, output_allowance)
 
@@ -61,9 +62,9 @@ class CallInfo:
 class CallHook(Protocol):
     """A guard and/or observer around every call. `before_call` may raise `CallRefusedError`."""
 
-    def before_call(self, call: CallInfo) -> None: ...
+    def before_call(self, call: Call) -> None: ...
 
-    def after_call(self, call: CallInfo, result: GenerationResult) -> None: ...
+    def after_call(self, call: Call, result: GenerationResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class PromptLogging:
         if self.mode == "none":
             return None
         return text[: self.max_chars]
+
+    def conversation(self, request: GenerationRequest) -> list[dict[str, str]] | None:
+        """The whole conversation, when it is more than one user message (that one is the `prompt` column)."""
+        if self.mode == "none" or (len(request.messages) == 1 and request.messages[0].role == "user"):
+            return None
+        return [{"role": m.role, "content": self.apply(m.content) or ""} for m in request.messages]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PromptLogging:
@@ -105,7 +112,7 @@ class CallPath:
     def hooks(self) -> tuple[CallHook, ...]:
         return self._hooks
 
-    def run(self, call: CallInfo) -> Generator[str, None, GenerationResult]:
+    def run(self, call: Call) -> Generator[str, None, GenerationResult]:
         """Yield the provider's chunks; the generator's return value is the recorded result."""
         usage = Usage()
         chunks: list[str] = []
@@ -113,7 +120,7 @@ class CallPath:
         first_chunk_at: float | None = None
         error: BaseException | None = None
         try:
-            call.model.check_context(call.request.prompt, call.request.system)
+            call.model.check_context(call.request)
             for hook in self._hooks:
                 hook.before_call(call)
             for chunk in call.model.execute(call.request, usage):
@@ -133,7 +140,7 @@ class CallPath:
         return result
 
     def _finish(
-        self, call: CallInfo, usage: Usage, text: str, latency: float, ttft: float | None,
+        self, call: Call, usage: Usage, text: str, latency: float, ttft: float | None,
         error: BaseException | None,
     ) -> GenerationResult:
         model = call.model
@@ -142,7 +149,7 @@ class CallPath:
             cost = model.calculate_cost(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens)
         result = GenerationResult(
             response=text, model=model.name, provider=model.provider, request_id=call.request_id,
-            status=_status(error), source=call.source,
+            status=_status(error), source=call.context.source,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             thinking_tokens=usage.thinking_tokens, cached_tokens=usage.cached_tokens,
             tokens=usage.tokens, latency=latency, ttft=ttft, cost=cost,
@@ -157,15 +164,15 @@ class CallPath:
                 log.exception("Call hook %r failed after request %s", hook, call.request_id)
         return result
 
-    def _record(self, call: CallInfo, result: GenerationResult) -> RequestRecord:
-        request = call.request
-        params = {"temperature": request.temperature, "max_tokens": request.max_tokens, **request.params}
+    def _record(self, call: Call, result: GenerationResult) -> RequestRecord:
+        request, context = call.request, call.context
         return RequestRecord(
             request_id=result.request_id, model=result.model, provider=result.provider,
-            source=call.source, status=result.status, user_id=call.user_id,
-            api_key_id=call.api_key_id, tags=call.tags,
-            params={k: v for k, v in params.items() if v is not None}, stream=request.stream,
+            source=context.source, status=result.status, user_id=context.user_id,
+            api_key_id=context.api_key_id, tags=list(context.tags) if context.tags else None,
+            params=request.params.given() or None, stream=request.stream,
             prompt=self.prompt_logging.apply(request.prompt),
+            messages=self.prompt_logging.conversation(request),
             response=self.prompt_logging.apply(result.response),
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
@@ -195,18 +202,3 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-_default_path: CallPath | None = None
-_default_lock = threading.Lock()
-
-
-def default_call_path() -> CallPath:
-    """The call path for models used on their own, outside a registry: the default database."""
-    global _default_path
-    with _default_lock:
-        if _default_path is None:
-            settings = get_settings()
-            _default_path = CallPath(
-                RequestLogRepository(get_engine(settings.database_url)),
-                prompt_logging=PromptLogging.from_settings(settings),
-            )
-        return _default_path

@@ -1,15 +1,42 @@
-"""Which models a fresh registry holds: the local model always, Gemini's when a key is configured,
-then the models declared in MODELS_FILE (which may replace a built-in of the same name)."""
+"""What a model or registry built without arguments gets: the composition root's wiring for the process
+settings (hooks such as the budget guard included), and the models a fresh registry holds."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.settings import Settings, get_settings
+
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from models.call_path import CallPath
     from models.model_registry import ModelRegistry
+    from models.pricing import ModelPricing, PricingTable
+
+
+def managed_call_path(settings: Settings | None = None, engine: Engine | None = None) -> CallPath:
+    """The call path the composition root wires for `settings` (default: the process settings)."""
+    from wiring.runtime import runtime_for  # the one upward import: the root knows every layer
+
+    return runtime_for(settings or get_settings(), engine).call_path()
+
+
+def default_pricing_table(settings: Settings | None = None) -> PricingTable:
+    """Built-in prices overlaid by the settings' PRICING_FILE, loaded once per settings."""
+    from wiring.runtime import runtime_for
+
+    return runtime_for(settings or get_settings()).pricing
+
+
+def default_pricing(model_name: str) -> ModelPricing | None:
+    """The process settings' price for a model created without one."""
+    return default_pricing_table().get(model_name)
 
 
 def register_default_models(registry: ModelRegistry) -> None:
+    """The local model always, Gemini's when a key is configured, then the models of MODELS_FILE
+    (which may replace a built-in of the same name)."""
     from models.local_model import LocalModel
 
     settings = registry.settings
@@ -18,7 +45,7 @@ def register_default_models(registry: ModelRegistry) -> None:
         from models.gemini_model import GeminiModel
 
         for name in registry.pricing.names(prefix="gemini-"):
-            registry.register_model(GeminiModel.from_settings(name, settings))
+            registry.register_model(GeminiModel.from_settings(name, settings, registry.pricing))
     if settings.models_file:
         from models.models_file import register_file_models
 

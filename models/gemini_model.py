@@ -7,7 +7,6 @@ as output), total = totalTokenCount. Retries and error mapping live in `models.g
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
@@ -18,24 +17,25 @@ from pydantic import SecretStr
 
 from core.settings import Settings, get_settings
 from models.base_model import BaseModel, Capabilities
+from models.defaults import default_pricing_table
 from models.errors import MissingAPIKeyError
 from models.gemini_errors import NO_SDK_RETRY, is_retryable, map_error, sdk_retry_options
+from models.messages import GenerationRequest
 from models.pricing import ModelPricing, PricingTable
-from models.results import GenerationRequest, Usage
+from models.results import Usage
 from models.retry import RetryPolicy, forget_usage, retrying
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "v1beta"  # google-genai 3.4.0 defaults to v1; the wire format we speak is v1beta
 CONTEXT_WINDOW = 1_048_576
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-# Extra generation parameters passed through to GenerateContentConfig (our name -> SDK field).
-PASS_THROUGH = {
-    "top_p": "top_p", "top_k": "top_k", "seed": "seed", "stop_sequences": "stop_sequences",
-    "stop": "stop_sequences", "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty", "candidate_count": "candidate_count",
+# Generation parameters -> GenerateContentConfig fields (the ones with the same meaning under another name).
+CONFIG_FIELDS = {
+    "temperature": "temperature", "max_tokens": "max_output_tokens", "top_p": "top_p", "top_k": "top_k",
+    "seed": "seed", "stop": "stop_sequences", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
 }
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiModel(BaseModel):
@@ -43,6 +43,7 @@ class GeminiModel(BaseModel):
 
     provider = "gemini"
     context_window = CONTEXT_WINDOW
+    supported_params = frozenset({*CONFIG_FIELDS, "response_format", "thinking_budget"})
 
     def __init__(
         self,
@@ -56,19 +57,19 @@ class GeminiModel(BaseModel):
         settings: Settings | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        """Unset arguments come from `settings` (default: the process settings: environment and `.env`)."""
         super().__init__(model_name, pricing=pricing)
-        needs_settings = not api_key or base_url is None or timeout is None or (max_attempts is None and not retry)
-        settings = settings or (get_settings() if needs_settings else None)
-        key = api_key or (settings.gemini_api_key.get_secret_value() if settings and settings.gemini_api_key else "")
+        settings = settings or get_settings()
+        key = api_key or (settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else "")
         if not key:
             raise MissingAPIKeyError(
                 f"No Gemini API key for {model_name!r}: set {' or '.join(KEY_VARIABLES)}, or pass api_key=",
                 details={"variables": list(KEY_VARIABLES)},
             )
         self._api_key = SecretStr(key)  # never printed: repr shows '**********'
-        self.base_url = base_url if base_url is not None else (settings.gemini_base_url if settings else None)
-        self.timeout = float(timeout if timeout is not None else settings.gemini_timeout)  # type: ignore[union-attr]
-        self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)  # type: ignore[union-attr]
+        self.base_url = base_url if base_url is not None else settings.gemini_base_url
+        self.timeout = float(timeout if timeout is not None else settings.gemini_timeout)
+        self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)
         self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name))
         self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
         self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
@@ -77,18 +78,25 @@ class GeminiModel(BaseModel):
         ))
 
     @classmethod
-    def from_settings(cls, name: str, settings: Settings) -> GeminiModel:
-        """The model as configured: key, endpoint, timeout, attempts and prices (PRICING_FILE included)."""
-        pricing = PricingTable.load(settings).get(name) if settings.pricing_file else None
-        return cls(name, None, pricing=pricing, settings=settings)
+    def from_settings(cls, name: str, settings: Settings, prices: PricingTable | None = None) -> GeminiModel:
+        """The model as configured: key, endpoint, timeout, attempts, and its price (PRICING_FILE included)."""
+        return cls(name, None, pricing=(prices or default_pricing_table(settings)).get(name), settings=settings)
 
     def __repr__(self) -> str:
         return f"GeminiModel(name={self.name!r}, base_url={self.base_url!r}, timeout={self.timeout:g})"
 
     def count_tokens(self, text: str) -> int:
         """Gemini's own count (a countTokens request), retried like any other call."""
+        return self._count(text)
+
+    def count_input_tokens(self, request: GenerationRequest) -> int:
+        """Gemini's count of the whole conversation, the system instruction counted as a user turn."""
+        system = [types.Content(role="user", parts=[types.Part(text=request.system)])] if request.system else []
+        return self._count([*system, *_contents(request)])
+
+    def _count(self, contents: Any) -> int:
         try:
-            return int(self._client.models.count_tokens(model=self.name, contents=text).total_tokens or 0)
+            return int(self._client.models.count_tokens(model=self.name, contents=contents).total_tokens or 0)
         except Exception as exc:
             raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
 
@@ -98,7 +106,7 @@ class GeminiModel(BaseModel):
             return
         try:
             response = self._client.models.generate_content(
-                model=self.name, contents=request.prompt, config=self._config(request))
+                model=self.name, contents=_contents(request), config=self._config(request))
         except Exception as exc:  # the SDK has already retried what is retryable
             raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
         _read_usage(response, usage)
@@ -114,7 +122,7 @@ class GeminiModel(BaseModel):
         config = self._config(request, sdk_retry=False)
 
         def attempt() -> Iterator[str]:
-            responses = self._client.models.generate_content_stream(model=self.name, contents=request.prompt,
+            responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
                                                                      config=config)
             with closing(responses):  # a caller that stops early also closes the HTTP stream
                 for response in responses:
@@ -129,25 +137,28 @@ class GeminiModel(BaseModel):
         )
 
     def _config(self, request: GenerationRequest, *, sdk_retry: bool = True) -> types.GenerateContentConfig:
-        extra: dict[str, Any] = {}
-        for name, value in request.params.items():
-            if name in PASS_THROUGH and value is not None:
-                extra[PASS_THROUGH[name]] = [value] if name == "stop" and isinstance(value, str) else value
-            elif name == "thinking_budget" and value is not None:
-                extra["thinking_config"] = types.ThinkingConfig(thinking_budget=int(value))
-            else:
-                log.debug("Gemini ignores the unsupported parameter %r", name)
+        params = request.params
+        fields: dict[str, Any] = {CONFIG_FIELDS[name]: value for name, value in params.given().items()
+                                  if name in CONFIG_FIELDS}
+        if params.thinking_budget is not None:
+            fields["thinking_config"] = types.ThinkingConfig(thinking_budget=params.thinking_budget)
+        if params.response_format is not None and params.response_format.wants_json:
+            fields["response_mime_type"] = "application/json"
+            fields["response_json_schema"] = params.response_format.schema
         return types.GenerateContentConfig(
             system_instruction=request.system,
-            temperature=request.temperature,
-            max_output_tokens=request.max_tokens,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             http_options=None if sdk_retry else NO_SDK_RETRY,
-            **extra,
+            **fields,
         )
 
     def _error(self, exc: BaseException, attempts: int) -> BaseException:
         return map_error(exc, attempts=attempts, timeout=self.timeout)
+
+
+def _contents(request: GenerationRequest) -> list[types.Content]:
+    """The conversation as Gemini turns: `user` and `model` roles; system messages go to the instruction."""
+    return [types.Content(role=ROLES[m.role], parts=[types.Part(text=m.content)]) for m in request.turns]
 
 
 def _thinks(model_name: str) -> bool:

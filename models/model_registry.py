@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -10,12 +11,11 @@ from sqlalchemy import Engine
 
 from core.settings import Settings, get_settings
 from models.base_model import BaseModel
-from models.call_path import CallHook, CallPath, PromptLogging
+from models.call_path import CallHook, CallPath
+from models.defaults import default_pricing_table, managed_call_path
 from models.errors import UnknownModelError
 from models.model_store import ModelStore
 from models.pricing import PricingTable
-from models.request_log import RequestLogRepository
-from storage.database import get_engine
 
 __all__ = ["ModelRegistry", "UnknownModelError"]
 
@@ -31,13 +31,19 @@ class ModelRegistry:
         pricing: PricingTable | None = None,
         hooks: Iterable[CallHook] = (),
         register_defaults: bool = True,
+        call_path: CallPath | None = None,
     ) -> None:
+        """Wired by the composition root for `settings` (default: the process settings), on `engine` if given.
+
+        `hooks` are added to the standard ones; a `call_path` replaces the wiring altogether (for tests that
+        drive their own guard).
+        """
         self.settings = settings or get_settings()
-        self.engine = engine or get_engine(self.settings.database_url)
-        self.pricing = pricing or PricingTable.default()
-        self.call_path = CallPath(
-            RequestLogRepository(self.engine), tuple(hooks), PromptLogging.from_settings(self.settings)
-        )
+        self.call_path = call_path or managed_call_path(self.settings, engine)
+        for hook in hooks:
+            self.call_path.add_hook(hook)
+        self.engine = self.call_path.request_log.engine
+        self.pricing = pricing or default_pricing_table(self.settings)
         self._store = ModelStore(self.engine)
         self._models: dict[str, BaseModel] = {}
         self._aliases: dict[str, str] = {}
@@ -49,8 +55,14 @@ class ModelRegistry:
             register_default_models(self)
 
     def register_model(self, model: BaseModel, aliases: Iterable[str] = ()) -> int:
-        """Register (or replace) `model`; returns its persistent id."""
+        """Register (or replace) `model`; returns its persistent id.
+
+        A model already serving another registry is registered as a copy, so the first registry's calls
+        keep going through its own call path.
+        """
         aliases = tuple(aliases)
+        if model.is_bound and model.call_path is not self.call_path:
+            model = copy.copy(model)
         model.bind(self.call_path)
         model_id = self._store.upsert(
             model.name, model.provider, aliases=list(aliases),

@@ -11,7 +11,6 @@ retries 409, honours Retry-After and backs off 0.5-8 s); `models.retry` applies 
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,24 +19,24 @@ from pydantic import SecretStr
 
 from models.base_model import BaseModel, Capabilities
 from models.errors import MissingAPIKeyError
+from models.messages import GenerationRequest
 from models.openai_errors import is_retryable, map_error
 from models.pricing import ModelPricing
-from models.results import GenerationRequest, Usage
+from models.results import Usage
 from models.retry import RetryPolicy, forget_usage, retrying
 
 if TYPE_CHECKING:  # `import openai` takes ~1 s: the client is built on first use, not at start-up
     import openai
     from openai.types.chat import ChatCompletionChunk
 
-log = logging.getLogger(__name__)
-
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 4
 # Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, the SDK requires one.
 PLACEHOLDER_KEY = "no-key-configured"
-# Extra generation parameters passed through unchanged; others are ignored (logged at debug level).
-PASS_THROUGH = ("top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "reasoning_effort",
-                "max_completion_tokens", "logit_bias", "user")
+# Generation parameters sent as chat-completions fields of the same name (`max_tokens` is the field every
+# compatible server accepts; OpenAI's newer `max_completion_tokens` is not).
+SUPPORTED_PARAMS = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format",
+                              "presence_penalty", "frequency_penalty", "reasoning_effort"})
 
 
 class OpenAICompatibleModel(BaseModel):
@@ -45,6 +44,7 @@ class OpenAICompatibleModel(BaseModel):
 
     provider = "openai_compatible"
     capabilities = Capabilities(streaming=True, system_prompt=True, thinking=False, token_counting=False)
+    supported_params = SUPPORTED_PARAMS
 
     def __init__(
         self,
@@ -139,19 +139,8 @@ class OpenAICompatibleModel(BaseModel):
                 yield from _chunk_text(chunk, usage)
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
-        messages = [{"role": "system", "content": request.system}] if request.system else []
-        messages.append({"role": "user", "content": request.prompt})
-        arguments: dict[str, Any] = {"model": self.upstream_model, "messages": messages}
-        if request.temperature is not None:
-            arguments["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            arguments["max_tokens"] = request.max_tokens  # the field every compatible server accepts
-        for name, value in request.params.items():
-            if name in PASS_THROUGH and value is not None:
-                arguments[name] = value
-            else:
-                log.debug("%s ignores the unsupported parameter %r", self.label, name)
-        return arguments
+        """The chat-completions body: the conversation as it is, and the parameters under their own names."""
+        return {"model": self.upstream_model, "messages": request.as_dicts(), **request.params.given()}
 
     def _error(self, exc: BaseException, attempts: int) -> BaseException:
         return map_error(exc, attempts=attempts, label=self.label, timeout=self.timeout,

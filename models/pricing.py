@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 BUILTIN_PRICING_FILE = Path(__file__).resolve().parent / "pricing.json"
@@ -79,15 +79,6 @@ class PricingTable:
             prices.update(_read(Path(settings.pricing_file)))
         return cls(prices)
 
-    @classmethod
-    def default(cls) -> PricingTable:
-        """The process-wide table for the configured settings, loaded once."""
-        global _default_table
-        with _default_lock:
-            if _default_table is None:
-                _default_table = cls.load(get_settings())
-            return _default_table
-
     def get(self, model_name: str) -> ModelPricing | None:
         pricing = self._prices.get(model_name)
         if pricing is None:
@@ -102,10 +93,6 @@ class PricingTable:
 
     def names(self, prefix: str = "") -> list[str]:
         return sorted(name for name in self._prices if name.startswith(prefix))
-
-
-_default_table: PricingTable | None = None
-_default_lock = threading.Lock()
 
 
 def _read(path: Path) -> dict[str, ModelPricing]:

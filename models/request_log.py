@@ -45,6 +45,7 @@ request_log = Table(
     Column("params", JSON),
     Column("stream", Boolean, nullable=False, default=False),
     Column("prompt", Text),
+    Column("messages", JSON),
     Column("response", Text),
     Column("input_tokens", Integer),
     Column("output_tokens", Integer),
@@ -84,6 +85,7 @@ class RequestRecord:
     params: dict[str, Any] | None = None
     stream: bool = False
     prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
     response: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None

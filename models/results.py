@@ -1,22 +1,10 @@
-"""What a call produces: the request, the provider's usage, and the result callers read."""
+"""What a call produces: the provider's usage, and the result callers read."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-
-@dataclass
-class GenerationRequest:
-    """The provider-independent input of one call."""
-
-    prompt: str
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stream: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.call_path import CallInfo
+from models.call_path import Call
 from models.errors import CallRefusedError
 from models.results import GenerationResult
 from monitoring.budgets import BudgetService, spend_in_window
@@ -48,13 +48,28 @@ class BudgetGuard:
         self._alerted: set[tuple[int, datetime, float]] = set()
         self._alerted_lock = threading.Lock()
 
-    def before_call(self, call: CallInfo) -> None:
+    def before_call(self, call: Call) -> None:
+        """Reserve the call's worst case in every hard budget it counts against, or refuse it.
+
+        The worst case uses the model's free input bound; only when that would refuse is the input counted
+        exactly (for Gemini, a countTokens request), so a call within budget costs no extra round trip.
+        """
         hard = [b for b in self.budgets.applicable(call.model.name, call.user_id) if b["hard_limit"]]
         if not hard:
             return
-        amount = call.max_cost()
-        if not amount:  # zero-cost (or unpriced) models are never blocked by cost budgets
+        bound = call.worst_case_cost(call.model.input_token_bound(call.request))
+        if not bound:  # zero-cost (or unpriced) models are never blocked by cost budgets
             return
+        try:
+            self._reserve(call, hard, bound)
+        except BudgetExceededError:
+            exact = call.worst_case_cost(call.model.count_input_tokens(call.request))
+            if exact is None or exact >= bound:
+                raise
+            self._reserve(call, hard, exact)
+        call.extras[EXTRAS_KEY] = True
+
+    def _reserve(self, call: Call, hard: list[dict[str, Any]], amount: float) -> None:
         now = self.clock()
         with write(self.budgets.engine) as conn:
             self.store.lock(conn, [b["id"] for b in hard])
@@ -70,9 +85,8 @@ class BudgetGuard:
                 windows.append((budget, window))
             for budget, window in windows:
                 self.store.reserve(conn, budget["id"], window.start, call.request_id, amount)
-        call.extras[EXTRAS_KEY] = True
 
-    def after_call(self, call: CallInfo, result: GenerationResult) -> None:
+    def after_call(self, call: Call, result: GenerationResult) -> None:
         now = self.clock()
         if call.extras.pop(EXTRAS_KEY, False):
             self.store.release(call.request_id, now - RESERVATION_TTL)

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from storage.sqlite_writer_lock import SQLiteWriterLock
 
 metadata = MetaData()
@@ -27,7 +27,7 @@ ID_TYPE = BigInteger().with_variant(Integer, "sqlite")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, int, int], Engine] = {}
 _writer_locks: WeakKeyDictionary[Engine, SQLiteWriterLock] = WeakKeyDictionary()
 _engines_lock = threading.Lock()
 
@@ -36,8 +36,11 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_db_engine(url: str) -> Engine:
-    """Create an engine with our per-connection settings (WAL, foreign keys, busy timeout)."""
+def create_db_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:
+    """Create an engine with our per-connection settings (WAL, foreign keys, busy timeout).
+
+    The pool sizes apply to PostgreSQL: 4 workers x 100 threads once exhausted its 100 connections.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -46,9 +49,8 @@ def create_db_engine(url: str) -> Engine:
         database = engine.url.database
         _writer_locks[engine] = SQLiteWriterLock(None if database in (None, "", ":memory:") else database)
     else:
-        settings = get_settings()  # 4 workers x 100 threads once exhausted PostgreSQL's 100 connections
-        engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
-                               pool_pre_ping=True, pool_timeout=30)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                               pool_timeout=30)
     return engine
 
 
@@ -76,15 +78,20 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for `url` (default: settings), migrated on first use."""
-    url = url or get_settings().database_url
+def get_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
+    """The process-wide engine for `url` (default: the settings' database), migrated on first use.
+
+    `settings` (default: the process settings) size the PostgreSQL pool.
+    """
+    settings = settings or get_settings()
+    url = url or settings.database_url
+    key = (url, settings.db_pool_size, settings.db_max_overflow)
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = create_db_engine(url)
+            engine = create_db_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
             upgrade_schema(engine)
-            _engines[url] = engine
+            _engines[key] = engine
         return engine
 
 

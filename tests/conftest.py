@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from api.app import create_app
-from api.wiring import services
-from core.settings import Settings
+from api.services import services
+from core.settings import ENV_VARS, Settings, get_settings
 from storage.database import create_db_engine, upgrade_schema
 from tests.fakes import FakeModel
 from tests.gemini_wire_server import GeminiWireServer
@@ -93,13 +93,26 @@ def settings(sqlite_url) -> Settings:
 
 
 @pytest.fixture
+def process_env(tmp_path, monkeypatch) -> str:
+    """The process settings a plain program gets (environment only, read afresh); returns its database URL."""
+    monkeypatch.chdir(tmp_path)  # no .env, no models.yaml
+    for name in (*ENV_VARS, "DATABASE_PATH", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'process.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def fake_model() -> FakeModel:
     return FakeModel()
 
 
 @pytest.fixture
 def app(settings, fake_model):
-    app = create_app({"SETTINGS": settings, "TESTING": True})
+    app = create_app(settings, {"TESTING": True})
     services(app).registry.register_model(fake_model, aliases=("fake",))
     return app
 

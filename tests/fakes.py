@@ -7,8 +7,10 @@ import time
 from collections.abc import Iterator
 
 from models.base_model import BaseModel
+from models.messages import GenerationRequest
+from models.params import GenerationParams
 from models.pricing import ModelPricing
-from models.results import GenerationRequest, Usage
+from models.results import Usage
 
 FAKE_PRICING = ModelPricing(input_per_million=1.0, output_per_million=2.0, cached_input_per_million=0.5)
 
@@ -20,6 +22,7 @@ class FakeModel(BaseModel):
     """
 
     provider = "fake"
+    supported_params = frozenset(GenerationParams.model_fields)
 
     def __init__(self, name: str = "fake-model", *, pricing: ModelPricing | None = FAKE_PRICING,
                  delay: float = 0.0, chunk_words: int = 1) -> None:
@@ -39,6 +42,14 @@ class FakeModel(BaseModel):
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def count_input_tokens(self, request: GenerationRequest) -> int:
+        """Exactly what `execute` reports as input: the fake chat format adds no tokens."""
+        return sum(self.count_tokens(m.content) for m in request.messages)
+
+    def input_token_bound(self, request: GenerationRequest) -> int:
+        """The exact count, as for the local model: the fake tokenizer is local, so exactness is free."""
+        return self.count_input_tokens(request)
+
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
         with self._lock:
             self.calls.append(request)
@@ -53,8 +64,7 @@ class FakeModel(BaseModel):
         words = answer.split(" ")
         if request.max_tokens:
             words = words[: request.max_tokens]
-        usage.set(input=self.count_tokens((request.system or "") + " " + request.prompt),
-                  output=len(words))
+        usage.set(input=self.count_input_tokens(request), output=len(words))
         usage.finish_reason = "length" if request.max_tokens and len(words) == request.max_tokens else "stop"
         for start in range(0, len(words), self.chunk_words):
             piece = " ".join(words[start:start + self.chunk_words])

@@ -6,14 +6,13 @@ import pytest
 from sqlalchemy import text
 
 from api.app import create_app
-from api.wiring import services
+from api.services import services
 from core.settings import Settings, SettingsError
 
 
 def _app(tmp_path, **env):
     overrides = {"DATABASE_URL": f"sqlite:///{tmp_path / 'auth.db'}", **env}
-    return create_app({"SETTINGS": Settings.from_env(environ={}, env_file=None, overrides=overrides),
-                       "REGISTER_DEFAULT_MODELS": False})
+    return create_app(Settings.from_env(environ={}, env_file=None, overrides=overrides))
 
 
 def test_without_any_key_the_api_is_open(tmp_path):

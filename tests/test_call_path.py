@@ -3,8 +3,9 @@
 import pytest
 
 from core.settings import Settings
-from models.base_model import Capabilities
+from models.base_model import BaseModel, Capabilities
 from models.errors import CallRefusedError, ContextLengthExceededError, ProviderUnavailableError
+from models.messages import GenerationRequest
 from models.model_registry import ModelRegistry
 from models.request_log import RequestLogRepository
 from storage.database import get_engine
@@ -120,22 +121,16 @@ def test_unpriced_model_records_null_cost(registry, log):
     assert log.list()[0]["cost"] is None
 
 
-def test_standalone_model_records_into_the_default_database(tmp_path, monkeypatch):
+def test_standalone_model_records_into_the_default_database(process_env):
     """The original README calls `model.generate()` on an instance directly; that is recorded too."""
-    import models.call_path as call_path
-    from core import settings as settings_module
-
-    url = f"sqlite:///{tmp_path / 'default.db'}"
-    monkeypatch.setattr(settings_module, "get_settings",
-                        lambda: Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": url}))
-    monkeypatch.setattr(call_path, "get_settings", settings_module.get_settings)
-    monkeypatch.setattr(call_path, "_default_path", None)
     FakeModel().generate("standalone")
-    assert RequestLogRepository(get_engine(url)).list()[0]["prompt"] == "standalone"
+    assert RequestLogRepository(get_engine(process_env)).list()[0]["prompt"] == "standalone"
 
 
 class _CountingFake(FakeModel):
-    """Counts how often the tokenizer runs."""
+    """Counts how often the tokenizer runs; bounds its input like a remote model (bytes + overhead)."""
+
+    input_token_bound = BaseModel.input_token_bound
 
     def __init__(self, *, token_counting: bool = True) -> None:
         super().__init__("counting")
@@ -147,19 +142,20 @@ class _CountingFake(FakeModel):
         return super().count_tokens(text)
 
 
-def test_context_is_counted_only_when_the_bytes_could_exceed_it():
+def test_context_is_counted_only_when_the_free_bound_could_exceed_it():
+    """The bound is one token per UTF-8 byte plus 16 per message (`MESSAGE_OVERHEAD_TOKENS`)."""
     model = _CountingFake()
-    model.context_window = 12
-    model.check_context("short", system="sys")  # 8 bytes: cannot be more than 12 tokens
+    model.context_window = 40
+    model.check_context(GenerationRequest.build("short", system="sys"))  # 8 bytes + 2 x 16 = 40: fits unseen
     assert model.counted == 0
-    model.check_context("a b c d e f g h")  # 15 bytes, 8 tokens: counted, and fits
+    model.check_context(GenerationRequest.build("a " * 20))  # 40 bytes + 16: counted (20 tokens), and fits
     assert model.counted == 1
-    with pytest.raises(ContextLengthExceededError, match="13 tokens"):
-        model.check_context("a " * 13)
+    with pytest.raises(ContextLengthExceededError, match="41 tokens"):
+        model.check_context(GenerationRequest.build("a " * 41))
 
 
 def test_models_without_exact_counting_are_left_to_the_provider():
     model = _CountingFake(token_counting=False)
     model.context_window = 2
-    model.check_context("a " * 50)
+    model.check_context(GenerationRequest.build("a " * 50))
     assert model.counted == 0

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from api.app import create_app
-from api.wiring import services
+from api.services import services
 from core.settings import Settings
 from workflows.workflow_templates import WorkflowTemplates
 
@@ -19,7 +19,7 @@ ORIGINAL_TEMPLATES = ("content_generation", "translation", "analysis")
 def gemini_app(sqlite_url, gemini_server):
     settings = Settings.from_env(environ={}, env_file=None, overrides={
         "DATABASE_URL": sqlite_url, "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": gemini_server.base_url})
-    return create_app({"SETTINGS": settings})
+    return create_app(settings)
 
 
 def _short(steps: list[dict]) -> list[dict]:

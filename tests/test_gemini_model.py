@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from api.app import create_app
-from api.wiring import services
+from api.services import services
 from core.settings import Settings
 from models import retry as retry_module
 from models.errors import (
@@ -329,10 +329,10 @@ def api_app(api_server, tmp_path_factory):
         patch.setattr(retry_module, "RETRY_INITIAL_DELAY", 0.001)
         patch.setattr(retry_module, "RETRY_MAX_DELAY", 0.01)
         patch.setattr(retry_module, "RETRY_JITTER", 0.001)
-        return create_app({"SETTINGS": Settings.from_env(environ={}, env_file=None, overrides={
+        return create_app(Settings.from_env(environ={}, env_file=None, overrides={
             "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}", "GEMINI_API_KEY": KEY,
             "GEMINI_BASE_URL": api_server.base_url, "GEMINI_TIMEOUT": "0.3", "GEMINI_MAX_ATTEMPTS": "3",
-        }), "TESTING": True})
+        }), {"TESTING": True})
 
 
 @pytest.fixture
@@ -427,9 +427,9 @@ def test_api_every_call_is_logged_once(api, api_server, api_log):
 
 
 def _request(prompt: str):
-    from models.results import GenerationRequest
+    from models.messages import GenerationRequest
 
-    return GenerationRequest(prompt=prompt)
+    return GenerationRequest.build(prompt)
 
 
 def _usage():

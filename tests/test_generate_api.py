@@ -138,7 +138,7 @@ def test_offline_default_is_the_local_model_over_http(tmp_path):
     """No key, no network: the default model answers, streams, and costs nothing."""
     settings = Settings.from_env(environ={}, env_file=None,
                                  overrides={"DATABASE_URL": f"sqlite:///{tmp_path / 'offline.db'}"})
-    client = create_app({"SETTINGS": settings}).test_client()
+    client = create_app(settings).test_client()
     body = client.post("/api/generate", json={"prompt": "Say hello", "max_tokens": 8}).get_json()
     assert body["provider"] == "local" and body["tokens"] > 0 and body["cost"] == 0
     events = _events(client.post("/api/generate", json={"prompt": "Say hello", "max_tokens": 8, "stream": True}))

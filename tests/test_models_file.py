@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from api.app import create_app
-from api.wiring import services
+from api.services import services
 from core.settings import Settings, SettingsError
 from models.errors import MissingAPIKeyError
 from models.models_file import ModelsFileError, load_models_file
@@ -54,7 +54,7 @@ def settings_for(tmp_path, models_file: str, **environ: str) -> Settings:
 
 def test_valid_file_registers_the_model_with_aliases_pricing_and_key(tmp_path, server):
     settings = settings_for(tmp_path, write(tmp_path, VALID.format(base_url=server.base_url)), UPSTREAM_KEY=KEY)
-    registry = services(create_app({"SETTINGS": settings})).registry
+    registry = services(create_app(settings)).registry
     model = registry.get_model("fast")
     assert isinstance(model, OpenAICompatibleModel)
     assert (model.name, model.upstream_model, model.base_url) == ("fast-upstream", "fake-gpt", server.base_url)
@@ -74,7 +74,7 @@ def test_optional_fields_default_and_model_defaults_to_name(tmp_path):
 
 def test_unset_api_key_env_registers_the_model_but_calls_say_which_variable(tmp_path, server):
     settings = settings_for(tmp_path, write(tmp_path, VALID.format(base_url=server.base_url)))
-    model = services(create_app({"SETTINGS": settings})).registry.get_model("fast")
+    model = services(create_app(settings)).registry.get_model("fast")
     with pytest.raises(MissingAPIKeyError, match="UPSTREAM_KEY"):
         model.generate("hi")
     assert server.requests == []
@@ -152,10 +152,10 @@ def test_malformed_files_name_the_file(tmp_path, text, why):
 def test_an_invalid_or_missing_file_stops_start_up(tmp_path):
     bad = write(tmp_path, "models:\n" + ENTRY.replace("openai_compatible", "nope"))
     with pytest.raises(SettingsError, match=r"models\[0\] \(name 'broken'\): field 'provider'"):
-        create_app({"SETTINGS": settings_for(tmp_path, bad)})
+        create_app(settings_for(tmp_path, bad))
     missing = str(tmp_path / "absent.yaml")
     with pytest.raises(ModelsFileError, match=rf"Models file {missing} \(MODELS_FILE\) cannot be read"):
-        create_app({"SETTINGS": settings_for(tmp_path, missing)})
+        create_app(settings_for(tmp_path, missing))
 
 
 # --- done when: a declared model answers through /api/generate, with the upstream's usage and cost ------
@@ -167,7 +167,7 @@ def _events(response) -> list[dict]:
 
 def test_declared_model_answers_over_http_with_the_upstreams_usage_and_cost(tmp_path, server):
     settings = settings_for(tmp_path, write(tmp_path, VALID.format(base_url=server.base_url)), UPSTREAM_KEY=KEY)
-    client = create_app({"SETTINGS": settings, "TESTING": True}).test_client()
+    client = create_app(settings, {"TESTING": True}).test_client()
     expected_cost = (600 * 0.15 + 400 * 0.075 + 120 * 0.6) / 1e6
     server.enqueue(
         WireReply(text="plain answer", prompt_tokens=1000, completion_tokens=120, cached_tokens=400,

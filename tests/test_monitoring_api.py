@@ -171,7 +171,7 @@ def test_prometheus_exposition(client, fake_model, settings):
     assert re.search(r'ai_model_request_duration_seconds_bucket\{le="\+Inf",model="fake-model"\} 2\.0', body)
     remaining = re.search(r'ai_budget_remaining\{budget="ops"\} (\S+)', body)
     assert remaining and float(remaining.group(1)) == pytest.approx(1 - 8e-06)
-    other_worker = create_app({"SETTINGS": settings, "TESTING": True}).test_client()  # no in-process counters
+    other_worker = create_app(settings, {"TESTING": True}).test_client()  # no in-process counters
     assert 'ai_model_requests_total{model="fake-model",status="success"} 1.0' in other_worker.get("/metrics").text
 
 

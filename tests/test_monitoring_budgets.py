@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from models.call_path import CallPath
 from models.model_registry import ModelRegistry
 from models.pricing import ModelPricing
 from models.request_log import RequestLogRepository
@@ -30,7 +31,8 @@ def guarded(engine, settings):
     budgets = BudgetService(engine, cache_seconds=0)
     notifier = WebhookNotifier(backoff=0.01, on_result=budgets.store.set_webhook_status)
     guard = BudgetGuard(budgets, notifier)
-    registry = ModelRegistry(engine, settings=settings, register_defaults=False, hooks=[guard])
+    registry = ModelRegistry(engine, settings=settings, register_defaults=False,
+                             call_path=CallPath(RequestLogRepository(engine), [guard]))
     model = FakeModel(delay=0.05)
     registry.register_model(model)
     return registry, model, budgets, guard

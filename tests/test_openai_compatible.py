@@ -114,7 +114,7 @@ def test_reply_without_token_details_counts_zero_cached_and_thinking(make_model)
 
 def test_request_carries_upstream_model_messages_options_and_key(server, make_model):
     make_model().generate("Say hi", system="You are terse.", temperature=0.2, max_tokens=64,
-                          top_p=0.9, seed=7, stop=["END"], unknown_option=1)
+                          top_p=0.9, seed=7, stop=["END"])
     [request] = server.requests
     assert (request["method"], request["path"]) == ("POST", "/v1/chat/completions")
     assert request["headers"]["authorization"] == f"Bearer {KEY}"
@@ -126,6 +126,18 @@ def test_request_carries_upstream_model_messages_options_and_key(server, make_mo
     assert request["headers"]["x-stainless-retry-count"] == "0"  # the SDK's own retries are off
     assert request["headers"]["user-agent"].startswith("OpenAI/Python")  # still the official SDK's request
     assert not {"x-stainless-os", "x-stainless-arch", "x-stainless-runtime"} & set(request["headers"])
+
+
+@pytest.mark.parametrize(("params", "code"), [
+    ({"unknown_option": 1}, "validation_error"),  # no such parameter anywhere
+    ({"top_k": 5}, "unsupported_parameter"),  # a parameter, but not one chat completions has
+])
+def test_unknown_and_unsupported_parameters_are_refused_by_name_before_the_upstream(server, make_model, params,
+                                                                                   code):
+    with pytest.raises(ValueError) as info:
+        make_model().generate("Say hi", **params)
+    assert info.value.code == code and [f["field"] for f in info.value.fields] == list(params)
+    assert server.requests == []
 
 
 # --- streaming --------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ def test_document_is_generated_from_the_request_and_response_models(client):
     generate = spec["paths"]["/api/generate"]["post"]
     body_ref = generate["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body = spec["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
-    assert body["required"] == ["prompt"] and body["additionalProperties"] is False
+    assert "required" not in body and body["additionalProperties"] is False  # prompt or messages
+    assert {"prompt", "messages", "top_p", "stop", "seed", "response_format"} <= body["properties"].keys()
     temperature = next(option for option in body["properties"]["temperature"]["anyOf"] if option["type"] == "number")
     assert (temperature["minimum"], temperature["maximum"]) == (0, 2)
     assert set(generate["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
@@ -68,7 +69,7 @@ def test_docs_serve_swagger_ui_from_local_assets(client):
 def test_docs_and_document_stay_public_when_keys_are_required(tmp_path):
     settings = Settings.from_env(environ={}, env_file=None,
                                  overrides={"DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", "API_KEYS": "k"})
-    client = create_app({"SETTINGS": settings, "REGISTER_DEFAULT_MODELS": False}).test_client()
+    client = create_app(settings).test_client()
     assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
     assert client.get("/api/models").status_code == 401
 

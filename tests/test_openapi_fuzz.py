@@ -20,7 +20,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
-from api.wiring import services
+from api.services import services
 
 API_KEY = "fuzz-test-key"
 EXAMPLES_PER_MODE = 8
@@ -34,7 +34,7 @@ FUZZ_SETTINGS = settings(
 def api_schema(settings, fake_model):
     """The app with an API key configured, so the fuzzer also checks that secured operations refuse calls without."""
     keyed = settings.model_copy(update={"api_keys": SecretStr(API_KEY)})
-    app = create_app({"SETTINGS": keyed, "TESTING": True, "REGISTER_DEFAULT_MODELS": False})
+    app = create_app(keyed, {"TESTING": True})
     services(app).registry.register_model(fake_model, aliases=("fake",))
     auth = {"openapi": {"apiKeyHeader": {"api_key": API_KEY}, "bearerAuth": {"bearer": API_KEY}}}
     return schemathesis.openapi.from_wsgi("/openapi.json", app, config=SchemathesisConfig.from_dict({"auth": auth}))

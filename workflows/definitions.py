@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.params import GenerationParams
 from workflows import parsers
 from workflows.conditions import analyze_expression
 from workflows.errors import WorkflowValidationError
@@ -78,8 +79,8 @@ class ErrorPolicy(BaseModel):
         return self
 
 
-class StepDefinition(BaseModel):
-    """One model call: model, prompt template, params, output parser, error policy, condition and group."""
+class StepDefinition(GenerationParams):
+    """One model call: model, prompt template, generation params, output parser, error policy, condition, group."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -88,8 +89,6 @@ class StepDefinition(BaseModel):
     prompt_template: str = Field(min_length=1, max_length=100_000,
                                  validation_alias=AliasChoices("prompt_template", "prompt"))
     system: str | None = Field(default=None, max_length=100_000)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     parser: ParserSpec = Field(default_factory=ParserSpec)
     on_error: ErrorPolicy = Field(default_factory=ErrorPolicy)
     when: str | None = Field(default=None, min_length=1, max_length=2000)

@@ -8,20 +8,15 @@ from typing import Any
 
 from models.call_path import new_request_id
 from models.errors import ModelError
+from models.messages import GenerationRequest
 from models.model_registry import ModelRegistry
+from models.params import CallContext
 from models.request_log import RequestLogRepository
 from workflows.definitions import StepDefinition
 from workflows.errors import StepError
 from workflows.templating import render
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Whom a run's calls are attributed to in the request log (user, API key) and the tags they carry."""
-
-    user_id: str | None = None
-    api_key_id: str | None = None
-    tags: tuple[str, ...] = ()
+WORKFLOW_CONTEXT = CallContext(source="workflow")
 
 
 @dataclass
@@ -61,14 +56,14 @@ class StepFailedError(Exception):
 
 
 class StepRunner:
-    """Runs single steps; every call goes through `registry.get_model(...).generate(source="workflow")`."""
+    """Runs single steps; every call goes through the registry's models with the run's context (source `workflow`)."""
 
     def __init__(self, registry: ModelRegistry, request_log: RequestLogRepository) -> None:
         self.registry = registry
         self.request_log = request_log
 
     def run(self, step: StepDefinition, context: Mapping[str, Any], model: str, *,
-            caller: Caller = Caller(), on_prompt: Callable[[str], None] | None = None) -> StepOutcome:
+            caller: CallContext = WORKFLOW_CONTEXT, on_prompt: Callable[[str], None] | None = None) -> StepOutcome:
         """Run `step` with `model`; returns a succeeded or defaulted outcome, or raises StepFailedError."""
         outcome = StepOutcome(model=model)
         try:
@@ -96,16 +91,14 @@ class StepRunner:
         return plan
 
     def _attempt(self, step: StepDefinition, outcome: StepOutcome, model: str, system: str | None,
-                 caller: Caller) -> StepOutcome:
+                 caller: CallContext) -> StepOutcome:
         request_id = new_request_id()
         outcome.attempts.append(request_id)
         outcome.model = model
+        request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
         try:
-            result = self.registry.get_model(model).generate(
-                outcome.prompt or "", system=system, temperature=step.temperature, max_tokens=step.max_tokens,
-                tags=list(caller.tags) or None, user_id=caller.user_id, api_key_id=caller.api_key_id,
-                source="workflow", request_id=request_id,
-            )
+            result = self.registry.get_model(model).run(request, caller.model_copy(
+                update={"request_id": request_id})).result
         except ModelError:
             self._add_recorded_figures(outcome, request_id)
             raise

@@ -6,13 +6,14 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
 from models.errors import UnknownModelError
 from models.model_registry import ModelRegistry
+from models.params import CallContext
 from models.request_log import RequestLogRepository
 from storage.clock import utcnow
 from storage.database import get_engine
@@ -33,7 +34,7 @@ from workflows.errors import (
     WorkflowStepFailedError,
     WorkflowValidationError,
 )
-from workflows.step_runner import Caller, StepFailedError, StepOutcome, StepRunner
+from workflows.step_runner import WORKFLOW_CONTEXT, StepFailedError, StepOutcome, StepRunner
 from workflows.store import RESUMABLE, WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class _ActiveRun:
     run: dict[str, Any]
     definition: WorkflowDefinition
     models: list[str]
-    caller: Caller
+    caller: CallContext
 
     @property
     def run_id(self) -> str:
@@ -103,14 +104,14 @@ class WorkflowEngine:
 
     def execute_workflow(self, workflow_name: str, steps: list[dict[str, Any]] | list[StepDefinition],
                          initial_input: Any, *, model: str | None = None,
-                         variables: dict[str, Any] | None = None, caller: Caller | None = None) -> dict[str, Any]:
+                         variables: dict[str, Any] | None = None, caller: CallContext | None = None) -> dict[str, Any]:
         """Run `steps` in order (the original API); raises WorkflowStepFailedError when a step fails."""
         definition = load_definition({"name": workflow_name, "model": model, "steps": list(steps)})
         return self.run(definition, initial_input, variables=variables, caller=caller)
 
     def run(self, definition: WorkflowDefinition | dict[str, Any], initial_input: Any, *,
             variables: dict[str, Any] | None = None, version: int | None = None,
-            caller: Caller | None = None) -> dict[str, Any]:
+            caller: CallContext | None = None) -> dict[str, Any]:
         """Validate everything (no model is called before), persist a new run, then drive it."""
         definition = load_definition(definition)
         variables = dict(variables or {})
@@ -127,13 +128,13 @@ class WorkflowEngine:
             return self._drive(run_id, definition, models, caller)
 
     def run_saved(self, name: str, initial_input: Any, *, version: int | None = None,
-                  variables: dict[str, Any] | None = None, caller: Caller | None = None) -> dict[str, Any]:
+                  variables: dict[str, Any] | None = None, caller: CallContext | None = None) -> dict[str, Any]:
         """Run a saved workflow (default: its latest version); the run records the version used."""
         saved = self.get_workflow(name, version)
         return self.run(saved["definition"], initial_input, variables=variables, version=saved["version"],
                         caller=caller)
 
-    def resume(self, run_id: str, *, caller: Caller | None = None) -> dict[str, Any]:
+    def resume(self, run_id: str, *, caller: CallContext | None = None) -> dict[str, Any]:
         """Continue a failed or interrupted run from its first incomplete step; completed steps are kept."""
         run = self.store.get_run(run_id)
         if run is None:
@@ -166,11 +167,11 @@ class WorkflowEngine:
         return resolved[0]
 
     def _drive(self, run_id: str, definition: WorkflowDefinition, models: list[str],
-               caller: Caller | None) -> dict[str, Any]:
+               caller: CallContext | None) -> dict[str, Any]:
         run = self.store.get_run(run_id)
         assert run is not None
-        caller = caller or Caller()
-        active = _ActiveRun(run, definition, models, replace(caller, tags=(*caller.tags, f"workflow_run:{run_id}")))
+        caller = (caller or WORKFLOW_CONTEXT).model_copy(update={"source": "workflow"})
+        active = _ActiveRun(run, definition, models, caller.with_tags(f"workflow_run:{run_id}"))
         started = time.monotonic()
         try:
             for stage in definition.stages():

@@ -1,35 +1,29 @@
-"""The composition root: builds the registry, repositories and services once, in one place."""
+"""Every service the API and `main.py` call into, built over one runtime."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.traffic_router import TrafficRouter
-from api.key_store import ApiKeyStore
 from comparison.benchmark import BenchmarkRunner
 from comparison.comparison_store import ComparisonStore
 from comparison.model_comparator import ModelComparator
 from core.settings import Settings
 from models.model_registry import ModelRegistry
 from models.request_log import RequestLogRepository
-from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
-from monitoring.webhooks import WebhookNotifier
-from storage.database import get_engine
+from wiring.runtime import runtime_for
 from workflows.workflow_engine import WorkflowEngine
-
-EXTENSION_KEY = "ai_model_manager"
 
 
 @dataclass
 class Services:
-    """Everything the blueprints call into; built by `build_services`."""
+    """The registry and the domain services of one database; built by `build_services`."""
 
     settings: Settings
     engine: Engine
@@ -44,22 +38,20 @@ class Services:
     costs: CostTracker
     budgets: BudgetService
     workflows: WorkflowEngine
-    api_keys: ApiKeyStore
 
 
-def build_services(settings: Settings, *, register_default_models: bool = True) -> Services:
-    """Wire the whole product for one database. `main.py` and `create_app` both use this."""
-    engine = get_engine(settings.database_url)
-    registry = ModelRegistry(engine, settings=settings, register_defaults=register_default_models)
+def build_services(settings: Settings) -> Services:
+    """Wire the whole product for `settings`: the registry on the runtime's call path, then the services."""
+    runtime = runtime_for(settings)
+    engine = runtime.engine
+    registry = ModelRegistry(engine, settings=settings)
     comparison_store = ComparisonStore(engine)
     experiments = ExperimentManager(registry, engine)
-    budgets = BudgetService(engine)
-    registry.add_hook(BudgetGuard(budgets, WebhookNotifier(on_result=budgets.store.set_webhook_status)))
     return Services(
         settings=settings,
         engine=engine,
         registry=registry,
-        request_log=RequestLogRepository(engine),
+        request_log=runtime.request_log,
         comparison_store=comparison_store,
         comparator=ModelComparator(registry, comparison_store),
         benchmarks=BenchmarkRunner(registry, comparison_store),
@@ -67,12 +59,6 @@ def build_services(settings: Settings, *, register_default_models: bool = True) 
         traffic_router=TrafficRouter(registry, experiments),
         metrics=MetricsTracker(engine),
         costs=CostTracker(engine),
-        budgets=budgets,
+        budgets=runtime.budgets,
         workflows=WorkflowEngine(registry, engine),
-        api_keys=ApiKeyStore(engine),
     )
-
-
-def services(app: Flask | None = None) -> Services:
-    """The services of `app`, by default the app handling the current request."""
-    return (app or current_app).extensions[EXTENSION_KEY]

@@ -1,0 +1,137 @@
+"""The parameters of one call, declared once: what shapes the answer (`GenerationParams`) and whom the call
+is for (`CallContext`). The API's request models, `BaseModel.generate`, workflow steps, comparisons and
+experiment variants all use these types, so a range is checked in one place and an unknown name is refused.
+
+Numbers are strict: `true` is not 1, and `"5"` is not 5.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.errors import InvalidInputError, validation_fields
+
+SOURCES = ("api", "workflow", "comparison", "experiment", "library")
+Source = Literal["api", "workflow", "comparison", "experiment", "library"]
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Integer = Annotated[int, Field(strict=True)]
+UserId = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_TAGS = 50
+MAX_STOP_SEQUENCES = 16
+MAX_TOKENS_LIMIT = 1_000_000
+
+
+class JsonSchemaFormat(BaseModel):
+    """OpenAI's `json_schema` response format: a named JSON Schema the answer must match."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    name: str = Field(default="response", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class ResponseFormat(BaseModel):
+    """`text` (default), `json_object` (any JSON object) or `json_schema` (JSON matching a schema)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("`json_schema` is required with type json_schema, and only then")
+        return self
+
+    @property
+    def wants_json(self) -> bool:
+        return self.type != "text"
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return self.json_schema.json_schema if self.json_schema else None
+
+
+class GenerationParams(BaseModel):
+    """Everything that changes a model's answer. The common ones every provider honours; the others only
+    where a provider declares them in `supported_params` (elsewhere the call is refused, never altered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    max_tokens: Integer | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    stop: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None, max_length=MAX_STOP_SEQUENCES, description="A string or a list of strings")
+    seed: Integer | None = Field(default=None, ge=-(2**63), lt=2**63)
+    response_format: ResponseFormat | None = None
+    # Provider extras: which provider supports which is declared by its model class.
+    top_k: Integer | None = Field(default=None, ge=1, le=10_000)
+    presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    repeat_penalty: Number | None = Field(default=None, gt=0, le=10)
+    thinking_budget: Integer | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+
+    COMMON: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_sequence(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @classmethod
+    def parse(cls, values: dict[str, Any], *, prefix: str = "") -> GenerationParams:
+        """Validate library keyword arguments; an unknown or invalid one raises `InvalidInputError` naming it."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidInputError(validation_fields(exc, prefix)) from None
+
+    def given(self) -> dict[str, Any]:
+        """The parameters that were set, as JSON-ready values (what the request log keeps)."""
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    def only_generation(self) -> GenerationParams:
+        """Just the generation fields, without those a subclass adds (a step's name, a request's prompt).
+
+        Already validated, so constructed without validating again (this runs on every API call).
+        """
+        return GenerationParams.model_construct(**{name: getattr(self, name) for name in GenerationParams.model_fields})
+
+
+class PromptParams(GenerationParams):
+    """Generation parameters plus the system prompt: what a comparison or an experiment variant fixes."""
+
+    system: str | None = Field(default=None, max_length=100_000)
+
+
+class CallContext(BaseModel):
+    """Whom and what a call is for: it is recorded with the call and never changes the answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Source = "library"
+    user_id: UserId | None = None
+    tags: tuple[Tag, ...] | None = Field(default=None, max_length=MAX_TAGS)
+    api_key_id: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, min_length=1, max_length=36)
+
+    @classmethod
+    def parse(cls, **values: Any) -> CallContext:
+        """Validate library keyword arguments; raises `InvalidInputError` naming the field."""
+        try:
+            return cls.model_validate({name: value for name, value in values.items() if value is not None})
+        except ValidationError as exc:
+            raise InvalidInputError(validation_fields(exc)) from None
+
+    def with_tags(self, *tags: str) -> CallContext:
+        return self.model_copy(update={"tags": (*(self.tags or ()), *tags)})

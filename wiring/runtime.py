@@ -1,0 +1,60 @@
+"""What every managed call against one database shares: the engine, the request log, prices and the hooks."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from core.settings import Settings, get_settings
+from models.call_path import CallHook, CallPath, PromptLogging
+from models.pricing import PricingTable
+from models.request_log import RequestLogRepository
+from monitoring.budget_guard import BudgetGuard
+from monitoring.budgets import BudgetService
+from monitoring.webhooks import WebhookNotifier
+from storage.database import get_engine
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Built once per settings and database; every registry and standalone model of it calls through its hooks."""
+
+    settings: Settings
+    engine: Engine
+    request_log: RequestLogRepository
+    pricing: PricingTable
+    budgets: BudgetService
+    hooks: tuple[CallHook, ...]
+
+    def call_path(self) -> CallPath:
+        """A call path with the standard hooks; each registry gets its own, so hooks it adds stay its own."""
+        return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings))
+
+
+def build_runtime(settings: Settings, engine: Engine | None = None) -> Runtime:
+    engine = engine or get_engine(settings=settings)
+    budgets = BudgetService(engine)
+    guard = BudgetGuard(budgets, WebhookNotifier(on_result=budgets.store.set_webhook_status))
+    return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
+                   pricing=PricingTable.load(settings), budgets=budgets, hooks=(guard,))
+
+
+_runtimes: dict[tuple[Settings, Engine | None], Runtime] = {}
+_runtimes_lock = threading.Lock()
+
+
+def runtime_for(settings: Settings, engine: Engine | None = None) -> Runtime:
+    """The process-wide runtime of these settings (and engine, when one is given instead of theirs)."""
+    key = (settings, engine)
+    with _runtimes_lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            runtime = _runtimes[key] = build_runtime(settings, engine)
+        return runtime
+
+
+def default_runtime() -> Runtime:
+    """The runtime of the process settings (environment and `.env`): what default constructors use."""
+    return runtime_for(get_settings())
