@@ -19,7 +19,7 @@ from api.services import services
 from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
 from comparison.model_comparator import MAX_REPETITIONS
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
-from models.params import MAX_TAGS, MAX_TOKENS_LIMIT, Integer, Number, PromptParams, Tag, UserId
+from models.params import MAX_TAGS, MaxTokens, PromptParams, Tag, Temperature, UserId
 
 bp = ApiBlueprint("comparison", __name__, url_prefix="/api")
 
@@ -68,8 +68,8 @@ class BenchmarkRequest(BaseModel):
     items: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=1000)
     tasks: list[str] | None = None
     limit: int | None = Field(default=None, ge=1, le=1000)
-    temperature: Number | None = Field(default=0.0, ge=0, le=2)
-    max_tokens: Integer | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: Temperature | None = 0.0
+    max_tokens: MaxTokens | None = None
     quality_bar: float = Field(default=DEFAULT_QUALITY_BAR, ge=0, le=1)
 
 

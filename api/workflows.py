@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
 from api.services import services
-from models.params import MAX_TAGS, CallContext, Tag, UserId
+from models.params import MAX_TAGS, CallContext, MaxTokens, Tag, UserId
 from workflows.definitions import WORKFLOW_NAME, WorkflowDefinition, load_definition
 from workflows.graph import mermaid
 from workflows.workflow_engine import WorkflowEngine
@@ -30,7 +30,7 @@ class RunRequest(BaseModel):
     name: str = Field(default="custom", pattern=WORKFLOW_NAME)
     input: str = Field(max_length=1_000_000)
     model: str | None = Field(default=None, max_length=200)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="For steps that set none")
+    max_tokens: MaxTokens | None = Field(default=None, description="For steps that set none")
     variables: dict[str, Any] = Field(default_factory=dict)
     user_id: UserId | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)

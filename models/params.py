@@ -23,6 +23,8 @@ Tag = Annotated[str, Field(min_length=1, max_length=200)]
 MAX_TAGS = 50
 MAX_STOP_SEQUENCES = 16
 MAX_TOKENS_LIMIT = 1_000_000
+Temperature = Annotated[Number, Field(ge=0, le=2)]
+MaxTokens = Annotated[Integer, Field(ge=1, le=MAX_TOKENS_LIMIT)]
 
 
 class JsonSchemaFormat(BaseModel):
@@ -65,8 +67,8 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: Number | None = Field(default=None, ge=0, le=2)
-    max_tokens: Integer | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
     top_p: Number | None = Field(default=None, ge=0, le=1)
     stop: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
         default=None, max_length=MAX_STOP_SEQUENCES, description="A string or a list of strings")

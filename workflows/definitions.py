@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.params import GenerationParams
+from models.params import GenerationParams, MaxTokens
 from workflows import parsers
 from workflows.conditions import analyze_expression
 from workflows.errors import WorkflowValidationError
@@ -111,7 +111,7 @@ class WorkflowDefinition(BaseModel):
     name: str = Field(pattern=WORKFLOW_NAME)
     description: str = Field(default="", max_length=2000)
     model: str | None = Field(default=None, max_length=200)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # for steps that set none
+    max_tokens: MaxTokens | None = None  # for steps that set none
     variables: dict[str, str] = Field(default_factory=dict)
     steps: list[StepDefinition] = Field(min_length=1, max_length=50)
 
