@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from api.openapi import ApiBlueprint, event_stream
 from api.services import services
+from api.tenancy import tenant
 from core.errors import AppError
 from models.base_model import StreamResponse
 from models.messages import MAX_MESSAGES, GenerationRequest, Message
@@ -143,8 +144,9 @@ def _event(payload: dict) -> str:
 
 @bp.get("/requests", responses={200: RequestsResponse})
 def list_requests(query: RequestsQuery):  # noqa: ANN201
-    """The newest request-log rows, filtered by model, status, source or user."""
+    """The newest request-log rows, filtered by model, status, source or user; a managed key sees only its own."""
     rows = services().request_log.list(
-        query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id
+        query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id,
+        api_key_id=tenant(),
     )
     return jsonify({"requests": rows, "count": len(rows)})

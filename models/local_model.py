@@ -137,7 +137,7 @@ class LocalModel(BaseModel):
         super().__init__(name or default_name, pricing=pricing)
         self.n_threads = n_threads or os.cpu_count() or 1
         self.context_window = n_ctx
-        self.max_output_tokens = DEFAULT_MAX_TOKENS
+        self.max_output_tokens = n_ctx  # the prompt and the answer share the context
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalModel:
@@ -194,7 +194,7 @@ class LocalModel(BaseModel):
         params = request.params
         options: dict[str, Any] = {
             **params.model_dump(include=LLAMA_OPTIONS, exclude_none=True),
-            "max_tokens": params.max_tokens or self.max_output_tokens,
+            "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
             "temperature": 0.0 if params.temperature is None else params.temperature,
         }
         if params.response_format is not None and params.response_format.wants_json:

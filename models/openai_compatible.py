@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # `import openai` takes ~1 s: the client is built on first us
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 4
+# Unless the models file says otherwise: a context and an output limit that today's chat models meet.
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 32_768
 # Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, the SDK requires one.
 PLACEHOLDER_KEY = "no-key-configured"
 # Generation parameters sent as chat-completions fields of the same name (`max_tokens` is the field every
@@ -58,11 +61,15 @@ class OpenAICompatibleModel(BaseModel):
         timeout: float = DEFAULT_TIMEOUT,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry: RetryPolicy | None = None,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
         """`api_key_env` names the variable the key should come from: without a key, calls then fail saying so."""
         super().__init__(name, pricing=pricing)
         self.base_url = base_url
         self.upstream_model = model or name
+        self.context_window = context_window
+        self.max_output_tokens = max_output_tokens
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
         self.retry = retry or RetryPolicy.default(max_attempts)

@@ -28,7 +28,7 @@ CALL_COST = (1 * 1.0 + 10 * 2.0) / 1e6  # prompt "hello" + 10 output words: wors
 @pytest.fixture
 def guarded(engine, settings):
     """A registry on the parametrized database with the budget guard attached, and a slow fake model."""
-    budgets = BudgetService(engine, cache_seconds=0)
+    budgets = BudgetService(engine)
     notifier = WebhookNotifier(backoff=0.01, on_result=budgets.store.set_webhook_status)
     guard = BudgetGuard(budgets, notifier)
     registry = ModelRegistry(engine, settings=settings, register_defaults=False,
@@ -135,8 +135,8 @@ def test_one_alert_per_threshold_per_window_even_from_two_processes(guarded, eng
     model.enqueue(*[TEN_WORDS] * 6)
     for _ in range(6):  # a soft budget never blocks: the 6th call exceeds 100% and still runs
         assert _call(model).success
-    second_process = BudgetGuard(BudgetService(engine, cache_seconds=0))
-    assert second_process.check_alerts("fake-model", None, utcnow()) == []
+    second_process = BudgetGuard(BudgetService(engine))
+    assert second_process.check_alerts(budgets.store.list(), utcnow()) == []
     alerts = budgets.alerts()
     assert sorted(a["threshold"] for a in alerts) == [0.5, 0.8, 1.0]
     crossed_at = {a["threshold"]: a["spend"] for a in alerts}
