@@ -98,7 +98,9 @@ def costs(query: RangeQuery):  # noqa: ANN201
 @bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})
 def prometheus_metrics() -> Response:
     """Prometheus metrics (needs a key only when METRICS_REQUIRE_KEY is set)."""
-    return Response(exposition(services().budgets), content_type=CONTENT_TYPE_LATEST)
+    svc = services()
+    body = exposition(svc.budgets, budget_names=svc.settings.metrics_require_key)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.cli.command("purge")
