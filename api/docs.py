@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import flask_openapi3_swagger
-from flask import Blueprint, current_app, jsonify, render_template_string
+from flask import Blueprint, Response, current_app, jsonify, render_template_string
 
 SWAGGER_ASSETS = Path(flask_openapi3_swagger.__file__).parent / "templates" / "swagger"
 
@@ -37,7 +37,7 @@ SWAGGER_PAGE = """<!DOCTYPE html>
 
 
 @bp.get("/openapi.json")
-def openapi_document():  # noqa: ANN201
+def openapi_document() -> Response:
     """The OpenAPI 3 document, generated from the views' pydantic models."""
     return jsonify(current_app.api_doc)
 

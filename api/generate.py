@@ -98,7 +98,7 @@ class RequestsQuery(BaseModel):
 
 
 @bp.get("/models", responses={200: ModelsResponse})
-def list_models():  # noqa: ANN201
+def list_models() -> Response:
     """Registered models with their aliases, capabilities and prices."""
     registry = services().registry
     details = registry.describe()
@@ -109,7 +109,7 @@ def list_models():  # noqa: ANN201
 
 
 @bp.post("/generate", responses={200: GenerateResponse})
-def generate(body: GenerateRequest):  # noqa: ANN201
+def generate(body: GenerateRequest) -> Response:
     """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
     model = services().registry.get_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
@@ -142,7 +142,7 @@ def _event(payload: dict) -> str:
 
 
 @bp.get("/requests", responses={200: RequestsResponse})
-def list_requests(query: RequestsQuery):  # noqa: ANN201
+def list_requests(query: RequestsQuery) -> Response:
     """The newest request-log rows, filtered by model, status, source or user."""
     rows = services().request_log.list(
         query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id

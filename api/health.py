@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import Response, current_app, jsonify
 from pydantic import BaseModel, Field
 
 from api.openapi import ApiBlueprint
@@ -31,7 +31,7 @@ class HealthResponse(BaseModel):
 
 
 @bp.get("/", responses={200: IndexResponse})
-def index():  # noqa: ANN201
+def index() -> Response:
     """The service name, version and every route."""
     endpoints = sorted(
         {f"{' '.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}"
@@ -41,7 +41,7 @@ def index():  # noqa: ANN201
 
 
 @bp.get("/health", responses={200: HealthResponse, 503: HealthResponse})
-def health():  # noqa: ANN201
+def health() -> tuple[Response, int]:
     """Database reachability and the registered models; 503 when the database is unreachable."""
     svc = services()
     database_ok = ping(svc.engine)

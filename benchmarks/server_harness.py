@@ -31,7 +31,7 @@ class Service:
                  log: Path | None = None) -> None:
         self.name = name
         self.log = log
-        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        out = open(log, "wb") if log else subprocess.DEVNULL  # closed in stop()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd or ROOT, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -44,7 +44,7 @@ class Service:
             if self.proc.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url, timeout=1) as response:  # loopback only
                     if response.status == 200:
                         return time.monotonic() - self.started
             except OSError:

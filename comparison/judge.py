@@ -82,7 +82,7 @@ def _ask(judge: BaseModel, prompt: str) -> _Reply:
     try:
         result = judge.generate(prompt, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, source="comparison",
                                 request_id=request_id, tags=["judge"])
-    except Exception as exc:  # noqa: BLE001 - a failing judge leaves the answer ungraded, never fails the run
+    except Exception as exc:  # a failing judge leaves the answer ungraded, never fails the run
         return _Reply(None, request_id, f"judge failed: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
     return _Reply(result.response, result.request_id, cost=result.cost)
 

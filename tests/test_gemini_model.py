@@ -281,7 +281,7 @@ def test_key_never_leaks_into_repr_errors_logs_or_database(gemini_server, make_m
     errors = []
     for call in (lambda: model.generate("a"), lambda: model.generate("b"),
                  lambda: make_model(timeout=0.1, max_attempts=2).generate("c")):
-        with pytest.raises(Exception) as info:  # noqa: B017 - several error types on purpose
+        with pytest.raises(Exception) as info:  # several error types on purpose
             call()
         errors.append(info.value)
     model.generate("d")
