@@ -89,7 +89,7 @@ BENCHMARK_RUN = json_object("A benchmark run: status (pending, running, complete
 def compare(body: CompareRequest) -> Response:
     """Run one prompt on several models side by side, score the answers and pick a winner."""
     comparison = services().comparator.compare_models(
-        body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=body.weights,
+        body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=_weights(body.weights),
         repetitions=body.repetitions, user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"),
         **body.generation(),
     )
@@ -156,6 +156,10 @@ def benchmark_report(path: BenchmarkPath) -> Response:
         raise ApiError(409, "benchmark_not_finished", f"Benchmark run {run_id} is {run['status']}",
                        status=run["status"], progress=run["progress"])
     return Response(render_markdown(run["report"]), mimetype="text/markdown")
+
+
+def _weights(weights: dict[Literal["quality", "latency", "cost"], float] | None) -> dict[str, float] | None:
+    return dict[str, float](weights.items()) if weights is not None else None
 
 
 def _public_run(run: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from flask import Response, g, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from api.openapi import ApiBlueprint, event_stream
+from api.openapi import ApiBlueprint, OpenApiConfigDict, event_stream
 from api.services import services
 from core.errors import AppError
 from models.base_model import StreamResponse
@@ -22,7 +22,7 @@ bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 class GenerateRequest(GenerationParams):
     """A `prompt` (with an optional `system`) or a `messages` conversation, plus any generation parameter."""
 
-    model_config = ConfigDict(extra="forbid", openapi_extra={
+    model_config = OpenApiConfigDict(extra="forbid", openapi_extra={
         "example": {"prompt": "Say hello in French.", "max_tokens": 32, "temperature": 0.2},
     })
 
@@ -56,7 +56,7 @@ class StreamEvent(BaseModel):
 class GenerateResponse(BaseModel):
     """One recorded call; with `stream: true` the answer is server-sent events instead."""
 
-    model_config = ConfigDict(openapi_extra={"content": event_stream(StreamEvent)})
+    model_config = OpenApiConfigDict(openapi_extra={"content": event_stream(StreamEvent)})
 
     status: str
     response: str
@@ -114,7 +114,8 @@ def generate(body: GenerateRequest) -> Response:
     model = services().registry.get_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
-    context = CallContext(source="api", user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"))
+    tags = tuple(body.tags) if body.tags is not None else None
+    context = CallContext(source="api", user_id=body.user_id, tags=tags, api_key_id=g.get("api_key_id"))
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)

@@ -34,7 +34,7 @@ class HealthResponse(BaseModel):
 def index() -> Response:
     """The service name, version and every route."""
     endpoints = sorted(
-        {f"{' '.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}"
+        {f"{' '.join(sorted((rule.methods or set()) - {'HEAD', 'OPTIONS'}))} {rule.rule}"
          for rule in current_app.url_map.iter_rules() if rule.endpoint != "static"}
     )
     return jsonify({"service": SERVICE_NAME, "version": VERSION, "endpoints": endpoints})

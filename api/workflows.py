@@ -72,7 +72,8 @@ def _engine() -> WorkflowEngine:
 
 def _caller(user_id: str | None = None, tags: list[str] | None = None) -> CallContext:
     """Attribute the run's calls to the requesting API key (and user), like `/api/generate` does."""
-    return CallContext(source="workflow", user_id=user_id, api_key_id=g.get("api_key_id"), tags=tags or None)
+    return CallContext(source="workflow", user_id=user_id, api_key_id=g.get("api_key_id"),
+                       tags=tuple(tags) if tags else None)
 
 
 @bp.post("/workflow", responses={200: RUN_RESULT})
@@ -83,8 +84,9 @@ def run_workflow(body: RunRequest) -> Response:
         result = engine.run_saved(body.workflow, body.input, version=body.version, variables=body.variables,
                                   caller=caller)
     else:
-        definition = (WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
-                      else {"name": body.name, "model": body.model, "steps": body.steps})
+        definition: dict[str, Any] = (
+            WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
+            else {"name": body.name, "model": body.model, "steps": body.steps})
         definition["max_tokens"] = body.max_tokens
         result = engine.run(definition, body.input, variables=body.variables, caller=caller)
     return jsonify({"status": "success", "workflow": result})

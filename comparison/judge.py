@@ -7,6 +7,7 @@ which cancels the judge's position bias; a disagreement is a tie.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +141,7 @@ def combine_verdicts(forward: str | None, backward: str | None) -> str:
     return "tie"
 
 
-def judge_threshold(spec: dict[str, Any]) -> float:
+def judge_threshold(spec: Mapping[str, Any]) -> float:
     """The pass mark of a judge spec, given on the 1-10 scale (default 7)."""
     value = spec.get("threshold", 7)
     if not isinstance(value, int | float) or isinstance(value, bool) or not 1 <= value <= 10:

@@ -145,7 +145,7 @@ class Settings(BaseModel):
         if "models_file" not in values and environ is None and os.path.isfile(DEFAULT_MODELS_FILE):
             values["models_file"] = os.path.abspath(DEFAULT_MODELS_FILE)  # ambient, like os.environ
         try:
-            settings = cls(**values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
         settings._env = {name: value for name, value in source.items() if isinstance(value, str)}

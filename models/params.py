@@ -7,7 +7,7 @@ Numbers are strict: `true` is not 1, and `"5"` is not 5.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,7 +55,7 @@ class ResponseFormat(BaseModel):
         return self.type != "text"
 
     @property
-    def schema(self) -> dict[str, Any] | None:
+    def output_schema(self) -> dict[str, Any] | None:
         return self.json_schema.json_schema if self.json_schema else None
 
 
@@ -89,7 +89,7 @@ class GenerationParams(BaseModel):
         return [value] if isinstance(value, str) else value
 
     @classmethod
-    def parse(cls, values: dict[str, Any], *, prefix: str = "") -> GenerationParams:
+    def parse(cls, values: dict[str, Any], *, prefix: str = "") -> Self:
         """Validate library keyword arguments; an unknown or invalid one raises `InvalidInputError` naming it."""
         try:
             return cls.model_validate(values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import ConflictError
 from storage.clock import utcnow
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import inserted_id, is_sqlite, metadata, read, write
 
 budgets = Table(
     "budgets",
@@ -97,9 +98,8 @@ class BudgetStore:
         now = utcnow()
         with write(self.engine) as conn:
             self._check_name(conn, values["name"], None)
-            new_id = conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now))
-            budget_id = int(new_id.inserted_primary_key[0])
-        return self.get(budget_id)  # type: ignore[return-value]
+            budget_id = inserted_id(conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now)))
+            return dict(conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().one())
 
     def update(self, budget_id: int, **values: Any) -> dict[str, Any] | None:
         with write(self.engine) as conn:
@@ -135,7 +135,7 @@ class BudgetStore:
     # The pieces below run on the caller's connection, inside its write transaction.
 
     @staticmethod
-    def lock(conn: Connection, budget_ids: list[int]) -> None:
+    def lock(conn: Connection, budget_ids: builtins.list[int]) -> None:
         """Serialize reservers of these budgets: row locks on PostgreSQL (SQLite's BEGIN IMMEDIATE already has)."""
         if not is_sqlite(conn) and budget_ids:
             conn.execute(
@@ -187,7 +187,7 @@ class BudgetStore:
             conn.execute(update(budget_alerts).where(budget_alerts.c.id == alert_id).values(
                 webhook_status=status, webhook_attempts=attempts))
 
-    def alerts(self, limit: int = 100, budget_id: int | None = None) -> list[dict[str, Any]]:
+    def alerts(self, limit: int = 100, budget_id: int | None = None) -> builtins.list[dict[str, Any]]:
         """Newest first."""
         query = select(budget_alerts).order_by(budget_alerts.c.id.desc()).limit(limit)
         if budget_id is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -156,7 +157,7 @@ class BudgetService:
     def list(self) -> list[dict[str, Any]]:
         return [self.describe(budget) for budget in self.store.list()]
 
-    def alerts(self, limit: int = 100, budget_id: int | None = None) -> list[dict[str, Any]]:
+    def alerts(self, limit: int = 100, budget_id: int | None = None) -> builtins.list[dict[str, Any]]:
         return [_jsonable(alert) for alert in self.store.alerts(limit, budget_id)]
 
     def describe(self, budget: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
@@ -171,11 +172,11 @@ class BudgetService:
     def invalidate(self) -> None:
         self._cache.clear()
 
-    def all_cached(self) -> list[dict[str, Any]]:
+    def all_cached(self) -> builtins.list[dict[str, Any]]:
         """Every budget, re-read at most once per `cache_seconds`: "no budgets" costs one tiny query per second."""
         return self._cache.get("all", self.store.list)
 
-    def applicable(self, model_name: str, user_id: str | None) -> list[dict[str, Any]]:
+    def applicable(self, model_name: str, user_id: str | None) -> builtins.list[dict[str, Any]]:
         """Budgets a call of `model_name` by `user_id` counts against, in id order."""
         return [b for b in self.all_cached() if b["scope"] == "global"
                 or (b["scope"] == "model" and b["target"] == model_name)

@@ -11,13 +11,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy import BigInteger, Connection, CursorResult, Engine, Integer, MetaData, create_engine, event, text
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings, get_settings
@@ -77,7 +78,9 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # On the driver connection directly: it runs once per transaction, on the hot path of every call.
-        conn.connection.driver_connection.execute(f"BEGIN {mode}")
+        driver = conn.connection.driver_connection
+        assert driver is not None, "a connection that begins a transaction is open"
+        driver.execute(f"BEGIN {mode}")
 
 
 def get_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
@@ -122,7 +125,15 @@ def write(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _alembic_config(conn: Connection) -> Config:
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The surrogate key of the row a single-row INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the statement inserted no row")
+    return int(key[0])
+
+
+def _alembic_config(conn: Connection | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = conn
@@ -132,7 +143,7 @@ def _alembic_config(conn: Connection) -> Config:
 def pending_migrations(engine: Engine) -> bool:
     with read(engine) as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
-    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    script = ScriptDirectory.from_config(_alembic_config(None))
     return current != set(script.get_heads())
 
 

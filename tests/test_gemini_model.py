@@ -67,6 +67,7 @@ def make_model(gemini_server, db):
 
 def expected_cost(name: str, input_tokens: int, output_tokens: int, cached: int) -> float:
     p = PRICES.get(name)
+    assert p is not None and p.cached_input_per_million is not None, name
     return ((input_tokens - cached) * p.input_per_million + cached * p.cached_input_per_million
             + output_tokens * p.output_per_million) / 1e6
 
