@@ -111,10 +111,6 @@ class ExperimentStore:
                 ).values(weight=weight))
             conn.execute(update(experiments).where(experiments.c.id == experiment_id).values(updated_at=utcnow()))
 
-    def get_assignment(self, experiment_id: int, user_id: str) -> str | None:
-        with read(self.engine) as conn:
-            return _assignment(conn, experiment_id, user_id)
-
     def assign(self, experiment_id: int, user_id: str, variant: str) -> str:
         """Store `variant` for the user unless one is stored already; returns the stored (winning) variant."""
         with write(self.engine) as conn:

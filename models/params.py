@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import InvalidInputError, validation_fields
 
-SOURCES = ("api", "workflow", "comparison", "experiment", "library")
 Source = Literal["api", "workflow", "comparison", "experiment", "library"]
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
