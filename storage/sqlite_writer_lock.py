@@ -4,6 +4,10 @@ SQLite allows a single writer; a connection that finds the lock taken sleeps and
 10 ... 100 ms), so under load writers idle while the lock is free and latency spikes. Taking a
 thread lock, then an advisory `flock` on a file beside the database, makes writers wait in line
 and wake as soon as the previous one commits, across threads and worker processes alike.
+
+Not `filelock`: it polls (a non-blocking flock, then sleep) instead of queueing in the kernel, and opens the
+lock file on every acquisition; measured, an uncontended acquire+release cost ~100 us against ~5 us here,
+and two contending processes ~260-440 us per write against ~210-220 us.
 """
 
 from __future__ import annotations
