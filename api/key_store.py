@@ -48,17 +48,18 @@ class ApiKeyStore:
 
     def __init__(self, engine: Engine, *, cache_seconds: float = 1.0) -> None:
         self.engine = engine
-        self._cache: TtlCache[KeyIdentity | bool | None] = TtlCache(cache_seconds)
+        self._ids: TtlCache[KeyIdentity | None] = TtlCache(cache_seconds)
+        self._any: TtlCache[bool] = TtlCache(cache_seconds)
 
     def add(self, key_id: str, name: str, key_hash: str, prefix: str, *, admin: bool = False) -> None:
         with write(self.engine) as conn:
             conn.execute(api_keys.insert(), {"id": key_id, "name": name, "key_hash": key_hash, "prefix": prefix,
                                               "admin": admin, "created_at": utcnow()})
-        self._cache.clear()
+        self._clear_caches()
 
     def active_for(self, key_hash: str) -> KeyIdentity | None:
         """The unrevoked key with this hash, if any."""
-        return self._cache.get(key_hash, lambda: self._identity(key_hash))  # type: ignore[return-value]
+        return self._ids.get(key_hash, lambda: self._identity(key_hash))
 
     def _identity(self, key_hash: str) -> KeyIdentity | None:
         with read(self.engine) as conn:
@@ -66,7 +67,11 @@ class ApiKeyStore:
         return KeyIdentity(row.id, bool(row.admin)) if row else None
 
     def any_active(self) -> bool:
-        return self._cache.get("any_active", lambda: self._first(_ANY_ACTIVE) is not None)  # type: ignore[return-value]
+        return self._any.get("any_active", lambda: self._first(_ANY_ACTIVE) is not None)
+
+    def _clear_caches(self) -> None:
+        self._ids.clear()
+        self._any.clear()
 
     def _first(self, query: Any, **params: Any) -> Any:
         with read(self.engine) as conn:
@@ -78,7 +83,7 @@ class ApiKeyStore:
                 update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-        self._cache.clear()
+        self._clear_caches()
         return result.rowcount > 0
 
     def list(self) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ class BaseModel(ABC):
     """
 
     provider: ClassVar[str] = "unknown"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()  # per class; a provider may set it per instance (Gemini)
     supported_params: ClassVar[frozenset[str]] = GenerationParams.COMMON
     context_window: int = 32_768
     max_output_tokens: int = 8_192

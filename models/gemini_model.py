@@ -7,9 +7,9 @@ as output), total = totalTokenCount. Retries and error mapping live in `models.g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
-from typing import Any
+from typing import Any, cast
 
 from google import genai
 from google.genai import types
@@ -132,11 +132,13 @@ class GeminiModel(BaseModel):
         """
         config = self._config(request, sdk_retry=False)
 
-        def attempt() -> Iterator[str]:
+        def attempt() -> Generator[str, None, None]:
             responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
                                                                      config=config)
-            with closing(responses):  # a caller that stops early also closes the HTTP stream
-                for response in responses:
+            # The SDK types its stream as an Iterator; it is a generator, which `closing` needs.
+            stream = cast("Generator[types.GenerateContentResponse, None, None]", responses)
+            with closing(stream):  # a caller that stops early also closes the HTTP stream
+                for response in stream:
                     _read_usage(response, usage)
                     text = _text(response)
                     if text:
@@ -155,7 +157,7 @@ class GeminiModel(BaseModel):
             fields["thinking_config"] = types.ThinkingConfig(thinking_budget=params.thinking_budget)
         if params.response_format is not None and params.response_format.wants_json:
             fields["response_mime_type"] = "application/json"
-            fields["response_json_schema"] = params.response_format.schema
+            fields["response_json_schema"] = params.response_format.output_schema
         return types.GenerateContentConfig(
             system_instruction=request.system,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),

@@ -128,7 +128,7 @@ def contributions(row: Mapping[str, Any]) -> dict[str, Any] | None:
             "usage_keys": keys, "usage": usage, "error_type": error_type}
 
 
-def apply_rows(conn: Connection, rows: Iterable[tuple[Mapping[str, Any], int]]) -> None:
+def apply_rows(conn: Connection, rows: Iterable[tuple[Mapping[Any, Any], int]]) -> None:
     """Add (sign 1) or remove (sign -1) request-log rows' contributions, inside the caller's transaction.
 
     Contributions to the same rollup row are summed first, so a batch of N calls to one model in one

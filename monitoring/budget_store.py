@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import ConflictError
 from storage.clock import utcnow
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import inserted_id, is_sqlite, metadata, read, write
 
 budgets = Table(
     "budgets",
@@ -111,9 +112,8 @@ class BudgetStore:
         now = utcnow()
         with write(self.engine) as conn:
             self._check_name(conn, values["name"], None)
-            new_id = conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now))
-            budget_id = int(new_id.inserted_primary_key[0])
-        return self.get(budget_id)  # type: ignore[return-value]
+            budget_id = inserted_id(conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now)))
+            return dict(conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().one())
 
     def update(self, budget_id: int, **values: Any) -> dict[str, Any] | None:
         with write(self.engine) as conn:
@@ -144,7 +144,7 @@ class BudgetStore:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     @staticmethod
-    def applicable(conn: Connection, call: CallScope, *, hard_only: bool = False) -> list[dict[str, Any]]:
+    def applicable(conn: Connection, call: CallScope, *, hard_only: bool = False) -> builtins.list[dict[str, Any]]:
         """The budgets a call counts against, in id order.
 
         With `hard_only` inside a write transaction on PostgreSQL it also locks them (FOR UPDATE), so
@@ -219,7 +219,7 @@ class BudgetStore:
                 webhook_status=status, webhook_attempts=attempts))
 
     def alerts(self, limit: int = 100, budget_id: int | None = None,
-               budget_ids: list[int] | None = None) -> list[dict[str, Any]]:
+               budget_ids: builtins.list[int] | None = None) -> builtins.list[dict[str, Any]]:
         """Newest first; of one budget, or of `budget_ids` (a tenant's) when given."""
         query = select(budget_alerts).order_by(budget_alerts.c.id.desc()).limit(limit)
         if budget_id is not None:

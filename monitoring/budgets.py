@@ -1,7 +1,8 @@
-"""Budgets: validated definitions, their current window's spend, and a cached view for the call guard."""
+"""Budgets: validated definitions, their ownership and their current window's spend."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -158,7 +159,8 @@ class BudgetService:
     def list(self, owner: str | None = None) -> list[dict[str, Any]]:
         return [self.describe(budget) for budget in self.store.list(owner)]
 
-    def alerts(self, limit: int = 100, budget_id: int | None = None, owner: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, limit: int = 100, budget_id: int | None = None, owner: str | None = None,
+               ) -> builtins.list[dict[str, Any]]:
         if budget_id is not None:
             self._existing(budget_id, owner)
         visible = None if owner is None else [b["id"] for b in self.store.list(owner)]

@@ -53,7 +53,8 @@ class RollupCollector(Collector):
 
 
 def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:
-    buckets, running = [], 0
+    buckets: list[tuple[str, float]] = []
+    running: float = 0
     for column, bound in iter_bucket_bounds():
         running += sums[column]
         buckets.append(("+Inf" if bound == float("inf") else repr(round(bound, 6)), running))

@@ -114,10 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
     wire: GeminiWireServer  # set on the per-server subclass
     protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         version, model, action = self._route(record_body=None)
         if model is None:
             self._json(200, {"models": [_model_info(name) for name in MODELS]})
@@ -126,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, error_body(404, message=f"models/{model} is not found"))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:

@@ -99,10 +99,10 @@ class _Handler(BaseHTTPRequestHandler):
     wire: OpenAIWireServer  # set on the per-server subclass
     protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.wire._record({"method": "GET", "path": self.path, "headers": dict(self.headers.items()), "json": None})
         if urlsplit(self.path).path.rstrip("/") != "/v1/models":
             return self._json(404, error_body(404, f"Unknown path {self.path}"))
@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "wire"}
                                                      for m in models]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")

@@ -149,7 +149,7 @@ def webhook_receiver():
     state = {"received": [], "failures_left": 1, "release": threading.Event()}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             state["release"].wait(5)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if state["failures_left"] > 0:

@@ -73,7 +73,7 @@ def _submit_queued(group_commit: GroupCommit, held: FirstCallHeld, items: list, 
     def run(index: int, item) -> None:
         try:
             submit(item)
-        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: it is an outcome here
+        except BaseException as exc:  # KeyboardInterrupt included: it is an outcome here
             outcomes[index] = exc
         else:
             outcomes[index] = None
@@ -239,7 +239,7 @@ def test_request_log_concurrent_inserts_store_every_row_and_rollup(engine):
             start.wait(TIMEOUT)
             for _ in range(25):
                 repo.insert(_record())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer) for _ in range(16)]

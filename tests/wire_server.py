@@ -30,6 +30,7 @@ class ScriptedServer(Generic[Reply]):
     def base_url(self) -> str:
         assert self._httpd is not None, "server not started"
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}{self.path_prefix}"
 
     def enqueue(self, *replies: Reply) -> Self:

@@ -29,7 +29,6 @@ from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
 from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
 
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
 
 workflow_definitions = Table(
