@@ -158,6 +158,15 @@ class BudgetStore:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     @staticmethod
+    def _check_name(conn: Connection, name: str, budget_id: int | None) -> None:
+        query = select(budgets.c.id).where(budgets.c.name == name)
+        existing = conn.execute(query).scalar()
+        if existing is not None and existing != budget_id:
+            raise BudgetNameTakenError(name)
+
+    # The pieces below run on the caller's connection, inside its transaction.
+
+    @staticmethod
     def applicable(conn: Connection, call: CallScope, *, hard_only: bool = False) -> builtins.list[dict[str, Any]]:
         """The budgets a call counts against, in id order.
 
