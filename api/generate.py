@@ -111,7 +111,7 @@ def list_models():  # noqa: ANN201
 @bp.post("/generate", responses={200: GenerateResponse})
 def generate(body: GenerateRequest):  # noqa: ANN201
     """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
-    model = services().registry.get_model(body.model)
+    model = services().registry.require_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
     context = CallContext(source="api", user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"))
