@@ -53,7 +53,7 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         request_log=runtime.request_log,
         comparison_store=comparison_store,
-        comparator=ModelComparator(registry, comparison_store),
+        comparator=ModelComparator(registry, store=comparison_store),
         benchmarks=BenchmarkRunner(registry, comparison_store),
         experiments=experiments,
         traffic_router=TrafficRouter(registry, experiments),
