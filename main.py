@@ -28,7 +28,7 @@ def heading(title: str) -> None:
 
 def demo_generation(registry: ModelRegistry, model_name: str) -> None:
     heading(f"1. Generation and streaming on {model_name}")
-    model = registry.get_model(model_name)
+    model = registry.require_model(model_name)
     result = model.generate("Explain what an API is in one sentence.", max_tokens=SHORT)
     print(result["response"].strip())
     print(f"  tokens {result['input_tokens']} in / {result['output_tokens']} out, "
@@ -67,7 +67,7 @@ def demo_comparison(registry: ModelRegistry, models: list[str]) -> None:
 
 def demo_experiment(registry: ModelRegistry, model_name: str) -> None:
     heading("4. An A/B experiment: two system prompts on the same model")
-    manager = ExperimentManager(registry)
+    manager = ExperimentManager(registry=registry)
     experiment_id = manager.create_experiment({
         "name": f"tone-{int(time.time())}", "start": True, "control": "terse",
         "variants": [

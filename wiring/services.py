@@ -46,7 +46,7 @@ def build_services(settings: Settings) -> Services:
     engine = runtime.engine
     registry = ModelRegistry(engine, settings=settings)
     comparison_store = ComparisonStore(engine)
-    experiments = ExperimentManager(registry, engine)
+    experiments = ExperimentManager(engine, registry=registry)
     return Services(
         settings=settings,
         engine=engine,
