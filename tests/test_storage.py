@@ -23,6 +23,8 @@ TABLE_MODULES = (
     "models.request_log",
     "models.rollups",
     "monitoring.budget_store",
+    "monitoring.metric_samples",
+    "monitoring.tracked_costs",
     "workflows.store",
 )
 
