@@ -5,11 +5,17 @@ The original contract: a subclass implements `generate(prompt, **kwargs)`, retur
 text. A subclass that implements either of them but no `execute` is adapted when the class is created: its own
 methods become the provider call behind `execute`, and `generate` / `generate_stream` are the managed ones again.
 So each of its calls is recorded once in the request log, with the tokens and cost the subclass reported.
+
+While the model's own code runs, its `generate` / `generate_stream` are its own again, so a subclass that wraps
+`super().generate(...)`, or a stream built on `self.generate(...)`, is still one recorded call.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from core.errors import InvalidInputError
@@ -17,6 +23,9 @@ from models.messages import GenerationRequest
 from models.results import Usage
 
 ORIGINAL_METHODS = ("generate", "generate_stream")
+# The models whose own code runs in this thread (or task), by id: their calls inside it are not managed again.
+_running: ContextVar[frozenset[int]] = ContextVar("original_style_running", default=frozenset())
+_END = object()
 
 
 def needs_adapting(cls: type) -> bool:
@@ -34,13 +43,42 @@ def adapt(cls: Any, managed: Mapping[str, Callable[..., Any]], capabilities: Any
     """
     for name in ORIGINAL_METHODS:
         if name in cls.__dict__:
-            setattr(cls, f"_original_{name}", cls.__dict__[name])
-            setattr(cls, name, managed[name])
+            own = cls.__dict__[name]
+            setattr(cls, f"_original_{name}", own)
+            setattr(cls, name, _entry_point(own, managed[name]))
     cls.execute = execute_original
     if getattr(cls.count_tokens, "__isabstractmethod__", False):
         cls.count_tokens = estimate_tokens
     if "capabilities" not in cls.__dict__:
         cls.capabilities = capabilities
+
+
+def _entry_point(own: Callable[..., Any], managed: Callable[..., Any]) -> Callable[..., Any]:
+    """The method callers see: the managed call, or the class's own method while the model's own code runs."""
+    @functools.wraps(own)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return (own if id(self) in _running.get() else managed)(self, *args, **kwargs)
+
+    return method
+
+
+@contextmanager
+def _own_code(model: Any) -> Iterator[None]:
+    token = _running.set(_running.get() | {id(model)})
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def _chunks_of_own_code(model: Any, chunks: Iterator[str]) -> Iterator[str]:
+    """The model's own stream, marked as its own code only while it computes each chunk."""
+    while True:
+        with _own_code(model):
+            chunk = next(chunks, _END)
+        if chunk is _END:
+            return
+        yield chunk
 
 
 def estimate_tokens(self: Any, text: str) -> int:
@@ -57,9 +95,13 @@ def execute_original(self: Any, request: GenerationRequest, usage: Usage) -> Ite
     own_generate = getattr(self, "_original_generate", None)
     own_stream = getattr(self, "_original_generate_stream", None)
     if own_generate is None or (request.stream and own_stream is not None):
-        yield from own_stream(request.prompt, **kwargs)
+        with _own_code(self):
+            chunks = iter(own_stream(request.prompt, **kwargs))
+        yield from _chunks_of_own_code(self, chunks)
         return
-    text = read_answer(own_generate(request.prompt, **kwargs), usage)
+    with _own_code(self):
+        answer = own_generate(request.prompt, **kwargs)
+    text = read_answer(answer, usage)
     if text:
         yield text
 

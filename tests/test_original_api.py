@@ -64,6 +64,26 @@ class EchoModel(BaseModel):
         yield from ("echo ", prompt)
 
 
+class LoudEchoModel(EchoModel):
+    """A subclass of an original-style model that wraps its parent, and streams through its own generate."""
+
+    def generate(self, prompt, **kwargs):
+        answer = super().generate(prompt, **kwargs)
+        return {**answer, "response": answer["response"].upper()}
+
+    def generate_stream(self, prompt, **kwargs):
+        yield self.generate(prompt)["response"]
+
+
+def test_an_original_style_model_that_calls_its_parent_is_one_recorded_call(registry, db_path):
+    loud = LoudEchoModel()
+    registry.register_model(loud)
+    assert loud.generate("hi")["response"] == "ECHO HI"
+    assert list(loud.generate_stream("there")) == ["ECHO THERE"]
+    history = RequestLogger(db_path).get_request_history(limit=5)
+    assert [(row["response"], row["stream"]) for row in history] == [("ECHO THERE", True), ("ECHO HI", False)]
+
+
 def test_database_set_up_and_raw_connection(db_path):
     connection = get_connection(db_path)
     try:
