@@ -95,6 +95,20 @@ def test_concurrent_trackers_claim_each_managed_call_once(engine, registry):
     assert costs.get_model_costs("fake-model")["total_requests"] == 8
 
 
+def test_a_claim_lost_to_a_concurrent_tracker_is_retried(engine, registry, monkeypatch):
+    """A race as PostgreSQL sees it: the call looked unclaimed, but another tracker committed its claim first."""
+    model = registry.get_model("fake-model")
+    first, second = model.generate("same words"), model.generate("same words")
+    costs = CostTracker(engine)
+    costs.track_cost("fake-model", first["cost"], first["tokens"])  # claims the first call
+    find = tracked_costs_module._unclaimed_call
+    stale = iter([first["request_id"]])
+    monkeypatch.setattr(tracked_costs_module, "_unclaimed_call", lambda *args: next(stale, None) or find(*args))
+    tracked_id = costs.track_cost("fake-model", first["cost"], first["tokens"])
+    assert _tracked(engine, tracked_id) == (second["request_id"], True)
+    assert costs.get_model_costs("fake-model")["total_requests"] == 2
+
+
 def test_original_reads_and_their_none_for_unknown_models(engine, registry):
     registry.get_model("fake-model").generate("one two three")
     metrics, costs = MetricsTracker(engine), CostTracker(engine)
