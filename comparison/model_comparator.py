@@ -40,6 +40,16 @@ class ModelComparator:
             store = ComparisonStore(self.registry.engine if db_path is None else db_path)
         self.store = store
 
+    @property
+    def model_registry(self) -> ModelRegistry:
+        """The original attribute name for `registry`."""
+        return self.registry
+
+    @property
+    def comparison_store(self) -> ComparisonStore:
+        """The original attribute name for `store`."""
+        return self.store
+
     def compare_models(
         self,
         model_names: Sequence[str],

@@ -172,6 +172,7 @@ def test_workflow_with_the_original_templates_and_step_dicts(registry, db_path):
 
 def test_comparing_the_same_model_twice_and_the_history(registry, db_path):
     comparator = ModelComparator(registry, db_path)
+    assert comparator.model_registry is registry and comparator.comparison_store.engine is registry.engine
     result = comparator.compare_models([GEMINI, GEMINI], "Say hi")
     assert len(result["results"]) == 2 and result["winner"] == GEMINI
     assert [r["label"] for r in result["results"]] == [f"{GEMINI}#1", f"{GEMINI}#2"]
