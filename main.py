@@ -28,7 +28,7 @@ def heading(title: str) -> None:
 
 def demo_generation(registry: ModelRegistry, model_name: str) -> None:
     heading(f"1. Generation and streaming on {model_name}")
-    model = registry.get_model(model_name)
+    model = registry.require_model(model_name)
     result = model.generate("Explain what an API is in one sentence.", max_tokens=SHORT)
     print(result["response"].strip())
     print(f"  tokens {result['input_tokens']} in / {result['output_tokens']} out, "
@@ -67,7 +67,7 @@ def demo_comparison(registry: ModelRegistry, models: list[str]) -> None:
 
 def demo_experiment(registry: ModelRegistry, model_name: str) -> None:
     heading("4. An A/B experiment: two system prompts on the same model")
-    manager = ExperimentManager(registry)
+    manager = ExperimentManager(registry=registry)
     experiment_id = manager.create_experiment({
         "name": f"tone-{int(time.time())}", "start": True, "control": "terse",
         "variants": [
@@ -97,6 +97,7 @@ def demo_experiment(registry: ModelRegistry, model_name: str) -> None:
 def demo_monitoring(registry: ModelRegistry, model_name: str) -> None:
     heading("5. Metrics, costs and a budget (computed from the request log)")
     metrics = MetricsTracker(registry.engine).get_model_metrics(model_name, window="24h")
+    assert metrics is not None, "the calls above were recorded"
     print(f"  {model_name}: {metrics['total_requests']} requests in 24h, {metrics['success_rate']:.0f}% ok, "
           f"avg {metrics['avg_latency']:.2f}s, p95 {metrics['p95_latency']:.2f}s, {metrics['total_tokens']} tokens")
     costs = CostTracker(registry.engine)

@@ -21,7 +21,7 @@ from ab_testing.errors import (
 )
 from ab_testing.spec import ExperimentSpec, OutcomeSpec, legacy_spec
 from ab_testing.store import ExperimentMissing, ExperimentStatusConflict, ExperimentStore
-from storage.database import get_engine
+from storage.database import engine_for
 
 if TYPE_CHECKING:
     from models.model_registry import ModelRegistry
@@ -39,13 +39,14 @@ TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
 class ExperimentManager:
     """Experiments on one database; `ExperimentManager()` uses the default registry and its database."""
 
-    def __init__(self, registry: ModelRegistry | None = None, engine: Engine | None = None) -> None:
-        if registry is None and engine is None:
+    def __init__(self, db_path: Engine | str | None = None, *, registry: ModelRegistry | None = None) -> None:
+        """On `db_path` (an Engine, a URL or, as originally, a SQLite path), else on the registry's database."""
+        if registry is None and db_path is None:
             from models.model_registry import ModelRegistry
 
             registry = ModelRegistry()
         self._registry = registry
-        self.engine = engine or (registry.engine if registry is not None else get_engine())
+        self.engine = registry.engine if db_path is None and registry is not None else engine_for(db_path)
         self.store = ExperimentStore(self.engine)
 
     @property
@@ -90,7 +91,8 @@ class ExperimentManager:
         return experiment
 
     def list_experiments(self) -> list[dict[str, Any]]:
-        return self.store.list()
+        """Newest first; a two-variant experiment also names its models under the original's variant_a/b."""
+        return [_with_original_variants(experiment) for experiment in self.store.list()]
 
     def transition(self, experiment_id: int, action: str) -> dict[str, Any]:
         """Apply a lifecycle action (start, pause, complete) atomically; returns the updated experiment."""
@@ -116,8 +118,13 @@ class ExperimentManager:
         return self.transition(experiment_id, "complete")
 
     def stop_experiment(self, experiment_id: int) -> dict[str, Any]:
-        """The original name for completing an experiment."""
-        return self.complete_experiment(experiment_id)
+        """The original name for completing an experiment; as originally, stopping a stopped one is harmless."""
+        try:
+            return self.complete_experiment(experiment_id)
+        except InvalidTransitionError as exc:
+            if exc.details.get("status") != "completed":
+                raise
+            return self.get_experiment(experiment_id)
 
     def set_weights(self, experiment_id: int, weights: Mapping[str, float]) -> dict[str, Any]:
         """Re-weight variants; users already assigned keep their variant, only new users see the new split."""
@@ -179,6 +186,14 @@ class ExperimentManager:
                     f"Experiment {experiment['id']} has no variant {name!r}. Variants: {', '.join(known)}",
                     details={"variant": name, "variants": known},
                 )
+
+
+def _with_original_variants(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The original listed A's and B's models; here A is the control of a two-variant experiment."""
+    if len(experiment["variants"]) != 2:
+        return experiment
+    a, b = sorted(experiment["variants"], key=lambda variant: variant["name"] != experiment["control"])
+    return {**experiment, "variant_a": a["model"], "variant_b": b["model"]}
 
 
 def _validated(build: Any) -> Any:

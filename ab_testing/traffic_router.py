@@ -27,25 +27,27 @@ class TrafficRouter:
     def __init__(self, model_registry: ModelRegistry | None = None,
                  experiments: ExperimentManager | None = None) -> None:
         if experiments is None:
-            experiments = ExperimentManager(model_registry)
+            experiments = ExperimentManager(registry=model_registry)
         self.experiments = experiments
         self.model_registry = model_registry or experiments.registry
 
     def route_request(self, user_id: str, variant_a_model: str, variant_b_model: str,
-                      split: float = 50) -> tuple[str, BaseModel]:
-        """As originally: ('A' or 'B', model), `split` percent to A; deterministic per user and model pair."""
-        if not 0 <= split <= 100:
-            raise ValueError("split must be a percentage between 0 and 100")
-        index = assign(f"{variant_a_model}|{variant_b_model}", str(user_id), [split, 100 - split])
-        variant, name = ("A", variant_a_model) if index == 0 else ("B", variant_b_model)
-        log.debug("User %s routed to variant %s", user_id, variant)
+                      split: float = 50) -> tuple[str, BaseModel | None]:
+        """As originally: ('A' or 'B', model), `split` percent to A; deterministic per user and model pair.
+
+        The model is None when no model of that name is registered, as originally.
+        """
+        variant, name = _route(user_id, variant_a_model, variant_b_model, split)
         return variant, self.model_registry.get_model(name)
 
     def generate_with_routing(self, user_id: str, prompt: str, variant_a_model: str, variant_b_model: str,
                               split: float = 50) -> dict[str, Any]:
-        """As originally: route, generate with the chosen model, return the variant with the result's figures."""
-        variant, model = self.route_request(user_id, variant_a_model, variant_b_model, split)
-        result = model.generate(prompt, user_id=str(user_id), source=SOURCE)
+        """As originally: route, generate with the chosen model, return the variant with the result's figures.
+
+        Raises UnknownModelError (a ValueError, as originally) when the chosen variant's model is not registered.
+        """
+        variant, name = _route(user_id, variant_a_model, variant_b_model, split)
+        result = self.model_registry.require_model(name).generate(prompt, user_id=str(user_id), source=SOURCE)
         return {"variant": variant, **_result_fields(result)}
 
     def assign_variant(self, experiment_id: int, user_id: str) -> str | None:
@@ -79,7 +81,7 @@ class TrafficRouter:
         experiment, variant_name = self._assign(experiment_id, user_id)
         served = variant_name or experiment["control"]
         variant = next(v for v in experiment["variants"] if v["name"] == served)
-        model = self.model_registry.get_model(variant["model"])
+        model = self.model_registry.require_model(variant["model"])
         request_id = new_request_id()
         try:
             result = model.generate(
@@ -97,6 +99,16 @@ class TrafficRouter:
                                                 result.status, {k: v for k, v in metrics.items() if v is not None})
         return {"experiment_id": experiment_id, "variant": variant_name, "in_experiment": variant_name is not None,
                 **_result_fields(result)}
+
+
+def _route(user_id: str, variant_a_model: str, variant_b_model: str, split: float) -> tuple[str, str]:
+    """The user's variant and its model name: `split` percent to A, deterministic per user and model pair."""
+    if not 0 <= split <= 100:
+        raise ValueError("split must be a percentage between 0 and 100")
+    index = assign(f"{variant_a_model}|{variant_b_model}", str(user_id), [split, 100 - split])
+    variant, name = ("A", variant_a_model) if index == 0 else ("B", variant_b_model)
+    log.debug("User %s routed to variant %s", user_id, variant)
+    return variant, name
 
 
 def _result_fields(result: GenerationResult) -> dict[str, Any]:

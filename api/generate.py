@@ -112,7 +112,7 @@ def list_models() -> Response:
 @bp.post("/generate", responses={200: GenerateResponse})
 def generate(body: GenerateRequest) -> Response:
     """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
-    model = services().registry.get_model(body.model)
+    model = services().registry.require_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
     tags = tuple(body.tags) if body.tags is not None else None

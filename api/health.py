@@ -15,9 +15,15 @@ SERVICE_NAME = "AI Model Manager"
 VERSION = "0.1.0"
 
 
+FEATURES = ["AI Model Integration", "Workflow Management", "Model Comparison", "A/B Testing",
+            "Performance Monitoring"]
+
+
 class IndexResponse(BaseModel):
+    message: str
     service: str
     version: str
+    features: list[str]
     endpoints: list[str] = Field(description="`METHODS /rule` for every route")
 
 
@@ -32,12 +38,13 @@ class HealthResponse(BaseModel):
 
 @bp.get("/", responses={200: IndexResponse})
 def index() -> Response:
-    """The service name, version and every route."""
+    """The service name, version, features (the original's keys) and every route."""
     endpoints = sorted(
         {f"{' '.join(sorted((rule.methods or set()) - {'HEAD', 'OPTIONS'}))} {rule.rule}"
          for rule in current_app.url_map.iter_rules() if rule.endpoint != "static"}
     )
-    return jsonify({"service": SERVICE_NAME, "version": VERSION, "endpoints": endpoints})
+    return jsonify({"message": f"{SERVICE_NAME} API", "service": SERVICE_NAME, "version": VERSION,
+                    "features": FEATURES, "endpoints": endpoints})
 
 
 @bp.get("/health", responses={200: HealthResponse, 503: HealthResponse})

@@ -76,9 +76,10 @@ class HistoryQuery(RangeQuery):
 
 @bp.get("/api/metrics", responses={200: json_object("Requests, success rate, latency percentiles, tokens, cost")})
 def metrics(query: RangeQuery) -> Response:
-    """Metrics over a window (all time by default), overall and per model."""
+    """Metrics over a window (all time by default), overall and per model; `metrics` is the original's list."""
     window = query.window or (None if query.since or query.until else "all")
-    return jsonify({"window": window, **services().metrics.report(query.span(), query.canonical_model())})
+    report = services().metrics.report(query.span(), query.canonical_model())
+    return jsonify({"status": "success", "metrics": list(report["models"].values()), "window": window, **report})
 
 
 @bp.get("/api/metrics/history", responses={200: json_object("One point per hour or day")})
@@ -91,8 +92,8 @@ def metrics_history(query: HistoryQuery) -> Response:
 
 @bp.get("/api/costs", responses={200: json_object("Total cost, by model, user, tag and day")})
 def costs(query: RangeQuery) -> Response:
-    """Costs over a window (the last 30 days by default)."""
-    return jsonify(services().costs.report(query.span(), query.canonical_model()))
+    """Costs over a window (the last 30 days by default), in the original's envelope plus the breakdowns."""
+    return jsonify({"status": "success", **services().costs.report(query.span(), query.canonical_model())})
 
 
 @bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})

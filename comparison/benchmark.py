@@ -67,7 +67,7 @@ class BenchmarkRunner:
             raise ComparisonConfigError("Give a non-empty list of model names")
         if not 0 <= quality_bar <= 1:
             raise ComparisonConfigError("quality_bar must be between 0 and 1")
-        names = [self.registry.get_model(name).name for name in models]
+        names = [self.registry.require_model(name).name for name in models]
         if len(set(names)) != len(names):
             raise ComparisonConfigError("Each model may appear only once", details={"models": names})
         dataset = dataset or load_dataset()
@@ -92,7 +92,7 @@ class BenchmarkRunner:
                 status = self.store.get_benchmark(run_id)["status"]
                 raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({status})")
             try:
-                models = [self.registry.get_model(name) for name in run["models"]]
+                models = [self.registry.require_model(name) for name in run["models"]]
                 for item in items:
                     self._run_item(run_id, item, models, params, stored)
                 report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])

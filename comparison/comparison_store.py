@@ -11,34 +11,74 @@ from comparison.benchmark_repository import BenchmarkRepository
 from comparison.errors import BenchmarkNotFoundError, ComparisonNotFoundError
 from comparison.ratings import elo_ratings, leaderboard
 from comparison.repository import ComparisonRepository, EntryRow, PairRow
-from core.settings import get_settings
-from storage.database import get_engine
+from comparison.winner import model_outcomes, model_pairs
+from storage.database import engine_for
 from storage.heartbeat import STALE_AFTER
 
 
 class ComparisonStore:
     """The comparison service's storage facade; `ComparisonStore()` uses the configured database."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.engine = engine or get_engine(get_settings().database_url)
+    def __init__(self, db_path: Engine | str | None = None) -> None:
+        """On `db_path`: an Engine, a URL or, as originally, a SQLite file path."""
+        self.engine = engine_for(db_path)
         self.comparisons = ComparisonRepository(self.engine)
         self.benchmarks = BenchmarkRepository(self.engine)
 
     def save_comparison(self, comparison: dict[str, Any]) -> int:
-        """Store a comparison (as `compare_models` returns it) with its entries and pairwise outcomes."""
-        details = comparison["winner_details"]
-        entries = [
-            EntryRow(model=r["model"], status=r["status"], outcome=details["outcomes"][r["model"]],
-                     total_score=details["totals"].get(r["model"]), request_ids=r.get("request_ids", []))
-            for r in comparison["results"]
-        ]
-        pairs = [PairRow(p["model_a"], p["model_b"], p["score_a"]) for p in details["pairs"]]
+        """Store a comparison (as `compare_models` returns it) with one entry per model and the pairwise outcomes
+        between different models (`comparison.winner`, rule 7)."""
+        results, winner = comparison["results"], comparison["winner"]
+        model_of = {r["label"]: r["model"] for r in results}
+        outcomes = model_outcomes({r["label"]: r["outcome"] for r in results}, model_of, winner)
+        entries = []
+        for model, outcome in outcomes.items():
+            own = [r for r in results if r["model"] == model]
+            scores = [r["total_score"] for r in own if r["total_score"] is not None]
+            entries.append(EntryRow(
+                model=model, status="success" if any(r["status"] == "success" for r in own) else "error",
+                outcome=outcome, total_score=max(scores) if scores else None,
+                request_ids=[rid for r in own for rid in r.get("request_ids", [])],
+            ))
+        pairs = [PairRow(p["model_a"], p["model_b"], p["score_a"])
+                 for p in model_pairs(comparison["winner_details"]["pairs"], model_of)]
         metrics = comparison["comparison_metrics"]
         return self.comparisons.insert(
-            prompt=comparison["prompt"], models=[r["model"] for r in comparison["results"]],
-            winner=comparison["winner"], tie=details["tie"], wall_time=metrics.get("wall_time"),
+            prompt=comparison["prompt"], models=[r["model"] for r in results], winner=winner,
+            tie=winner is None and comparison["winner_details"]["tie"], wall_time=metrics.get("wall_time"),
             total_cost=metrics.get("total_cost"), result=comparison, entries=entries, pairs=pairs,
         )
+
+    def store_comparison(self, prompt: str, results: list[dict[str, Any]], winner: str | None) -> int | None:
+        """The original call: store results (each with model, response, latency, tokens) and the winner's name.
+
+        The winner beats every other model; None, as originally, when fewer than two results are given.
+        """
+        if len(results) < 2:
+            return None
+        models = list(dict.fromkeys(r["model"] for r in results))
+        lost = "tie" if winner is None else "loss"
+        entries = [EntryRow(model, "success", "win" if model == winner else lost, None, []) for model in models]
+        pairs = [PairRow(winner, model, 1.0) for model in models if winner is not None and winner in models
+                 and model != winner]
+        costs = [r["cost"] for r in results if r.get("cost") is not None]
+        return self.comparisons.insert(
+            prompt=prompt, models=[r["model"] for r in results], winner=winner, tie=winner is None, wall_time=None,
+            total_cost=sum(costs) if len(costs) == len(results) else None, entries=entries, pairs=pairs,
+            result={"prompt": prompt, "results": [dict(r) for r in results], "winner": winner},
+        )
+
+    def get_comparison_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """As originally: the latest comparisons, newest first, with the original's keys (`timestamp` and the
+        first two results' `model1_name`, `model1_latency`, `model1_tokens`, `model2_...`) beside ours."""
+        return [_with_original_keys(comparison) for comparison in self.list_comparisons(limit)]
+
+    def get_model_win_rate(self, model_name: str) -> float:
+        """As originally: the percentage of the comparisons `model_name` entered that it won (0.0 when none)."""
+        counts = self.comparisons.entry_counts().get(model_name)
+        if not counts or not counts["comparisons"]:
+            return 0.0
+        return 100.0 * counts["wins"] / counts["comparisons"]
 
     def get_comparison(self, comparison_id: int) -> dict[str, Any]:
         comparison = self.comparisons.get(comparison_id)
@@ -96,3 +136,12 @@ class ComparisonStore:
 
     def list_benchmarks(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.benchmarks.list(limit)
+
+
+def _with_original_keys(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The original history row read the first two models' figures from its own columns."""
+    original: dict[str, Any] = {"timestamp": comparison["created_at"]}
+    for number, result in enumerate(comparison.get("results", [])[:2], 1):
+        for key, name in (("model", "name"), ("latency", "latency"), ("tokens", "tokens")):
+            original[f"model{number}_{name}"] = result.get(key)
+    return {**comparison, **original}

@@ -9,11 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Engine
+
 from comparison.errors import ComparisonConfigError
 from comparison.execution import ModelRun, latency_stats, run_concurrently, run_model
 from comparison.scorers import Score
 from comparison.scoring import ScoringPlan, build_scoring, mean_score
-from comparison.winner import Candidate, decide, resolve_weights
+from comparison.winner import Candidate, Decision, decide, entry_labels, resolve_weights, winning_model
 from models.base_model import BaseModel
 from models.model_registry import ModelRegistry
 from models.params import CallContext, PromptParams
@@ -27,17 +29,30 @@ MAX_REPETITIONS = 20
 class ModelComparator:
     """Compares models; `ModelComparator()` uses the default registry and stores every comparison."""
 
-    def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None) -> None:
-        self.registry = registry or ModelRegistry()
+    def __init__(self, model_registry: ModelRegistry | None = None, db_path: Engine | str | None = None, *,
+                 store: ComparisonStore | None = None) -> None:
+        """Comparisons are stored in `store`, else in `db_path` (an Engine, a URL or, as originally, a SQLite
+        path), else in the registry's database."""
+        self.registry = model_registry or ModelRegistry()
         if store is None:
             from comparison.comparison_store import ComparisonStore
 
-            store = ComparisonStore(self.registry.engine)
+            store = ComparisonStore(self.registry.engine if db_path is None else db_path)
         self.store = store
+
+    @property
+    def model_registry(self) -> ModelRegistry:
+        """The original attribute name for `registry`."""
+        return self.registry
+
+    @property
+    def comparison_store(self) -> ComparisonStore:
+        """The original attribute name for `store`."""
+        return self.store
 
     def compare_models(
         self,
-        models: Sequence[str],
+        model_names: Sequence[str],
         prompt: str,
         *,
         scorers: Sequence[Mapping[str, Any]] | None = None,
@@ -51,31 +66,35 @@ class ModelComparator:
         on_model_done: Callable[[str], None] | None = None,
         **params: Any,
     ) -> dict[str, Any]:
-        """Run, score and rank `models` on `prompt`; returns {prompt, results, winner, comparison_metrics, ...}.
+        """Run, score and rank `model_names` on `prompt`; returns {prompt, results, winner, comparison_metrics, ...}.
 
+        A model may be listed more than once: each listing is its own entry (see `comparison.winner`).
         `params` are what every model is called with: `system` and the `GenerationParams` fields.
         """
         call = PromptParams.parse(params)
         context = CallContext.parse(source="comparison", user_id=user_id, tags=tags, api_key_id=api_key_id)
-        resolved = self._resolve(models, repetitions)
+        resolved = self._resolve(model_names, repetitions)
+        labels = entry_labels([model.name for model in resolved])
         plan = build_scoring(scorers, self.registry, reference)
         if weights is not None:
             resolve_weights(weights, plan.active)
         tasks = [self._task(model, prompt, call, context, repetitions, plan) for model in resolved]
         done = (lambda item: on_model_done(item[0].model)) if on_model_done else None
         outcomes, wall_time = run_concurrently(tasks, done)
-        entries = [_entry(run, scores) for run, scores in outcomes]
+        entries = [{"label": label, **_entry(run, scores)} for label, (run, scores) in zip(labels, outcomes,
+                                                                                            strict=True)]
         pairwise = self._pairwise(plan, prompt, entries)
         decision = decide([_candidate(e, plan.active) for e in entries], weights)
         for entry in entries:
-            entry["total_score"] = decision.totals.get(entry["model"])
-            entry["outcome"] = decision.outcomes[entry["model"]]
+            entry["total_score"] = decision.totals.get(entry["label"])
+            entry["outcome"] = decision.outcomes[entry["label"]]
+        winner = winning_model(decision, {e["label"]: e["model"] for e in entries})
         comparison = {
             "prompt": prompt,
             "results": entries,
-            "winner": decision.winner,
+            "winner": winner,
             "winner_details": decision.to_dict(),
-            "explanation": decision.explanation,
+            "explanation": decision.explanation + _same_model_note(decision, winner),
             "comparison_metrics": _metrics(entries, wall_time, repetitions, pairwise),
             "params": call.given(),
             "scorers": [dict(spec) for spec in scorers or ()],
@@ -88,16 +107,16 @@ class ModelComparator:
             comparison["id"] = self.store.save_comparison(comparison)
         return comparison
 
+    def get_comparison_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """As originally: the latest comparisons, newest first."""
+        return self.store.get_comparison_history(limit)
+
     def _resolve(self, names: Sequence[str], repetitions: int) -> list[BaseModel]:
         if isinstance(names, str) or not names:
             raise ComparisonConfigError("Give a non-empty list of model names")
         if not 1 <= repetitions <= MAX_REPETITIONS:
             raise ComparisonConfigError(f"repetitions must be between 1 and {MAX_REPETITIONS}")
-        resolved = [self.registry.get_model(name) for name in names]
-        seen = [m.name for m in resolved]
-        if len(set(seen)) != len(seen):
-            raise ComparisonConfigError("Each model may appear only once", details={"models": seen})
-        return resolved
+        return [self.registry.require_model(name) for name in names]
 
     @staticmethod
     def _task(model: BaseModel, prompt: str, call: PromptParams, context: CallContext, repetitions: int,
@@ -118,16 +137,16 @@ class ModelComparator:
         pairs = list(combinations(answered, 2))
         tasks = [lambda a=a, b=b: judge.compare(prompt, a["response"], b["response"]) for a, b in pairs]
         verdicts, _ = run_concurrently(tasks)
-        points = {e["model"]: 0.0 for e in answered}
+        points = {e["label"]: 0.0 for e in answered}
         report = []
         for (a, b), verdict in zip(pairs, verdicts, strict=True):
             share = {"first": (1.0, 0.0), "second": (0.0, 1.0), "tie": (0.5, 0.5)}[verdict["outcome"]]
-            points[a["model"]] += share[0]
-            points[b["model"]] += share[1]
-            winner = {"first": a["model"], "second": b["model"]}.get(verdict["outcome"])
-            report.append({"model_a": a["model"], "model_b": b["model"], "winner": winner, **verdict})
+            points[a["label"]] += share[0]
+            points[b["label"]] += share[1]
+            winner = {"first": a["label"], "second": b["label"]}.get(verdict["outcome"])
+            report.append({"model_a": a["label"], "model_b": b["label"], "winner": winner, **verdict})
         for entry in answered:
-            score = points[entry["model"]] / (len(answered) - 1)
+            score = points[entry["label"]] / (len(answered) - 1)
             entry["scores"].append(Score("pairwise", score, score > 0.5).to_dict())
             decided = [s["score"] for s in entry["scores"] if s["score"] is not None]
             entry["quality"] = sum(decided) / len(decided)
@@ -181,7 +200,14 @@ def _aggregate(scores_per_answer: list[list[Score]]) -> list[Score]:
 
 def _candidate(entry: dict[str, Any], scored: bool) -> Candidate:
     ok = entry["status"] == "success"
-    return Candidate(entry["model"], ok, entry["quality"] if scored else None, entry["latency"], entry["cost"])
+    return Candidate(entry["label"], ok, entry["quality"] if scored else None, entry["latency"], entry["cost"])
+
+
+def _same_model_note(decision: Decision, winner: str | None) -> str:
+    """Say why a tie between entries of one model still names that model."""
+    if decision.tie and winner is not None:
+        return f" The tied entries are all {winner}, so {winner} is the winner."
+    return ""
 
 
 def _metrics(entries: list[dict[str, Any]], wall_time: float, repetitions: int,
@@ -201,6 +227,8 @@ def _metrics(entries: list[dict[str, Any]], wall_time: float, repetitions: int,
         "cheapest_model": min(priced, key=lambda e: e["cost"])["model"] if priced else None,
         "best_quality_model": max(scored, key=lambda e: e["quality"])["model"] if scored else None,
         "avg_latency": sum(e["latency"] for e in ok) / len(ok) if ok else None,
+        "avg_tokens": _mean([e["tokens"] for e in ok]),
+        "avg_cost": _mean([e["cost"] for e in ok]),
         "total_cost": sum(e["total_cost"] for e in priced) if priced else None,
         "judge_cost": sum(judge_costs) if judge_costs else None,
         "total_tokens": sum(e["total_tokens"] for e in ok),
@@ -208,3 +236,9 @@ def _metrics(entries: list[dict[str, Any]], wall_time: float, repetitions: int,
         "failed": len(entries) - len(ok),
         "repetitions": repetitions,
     }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the known values (None when none is known)."""
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None

@@ -15,7 +15,7 @@ from models.base_model import BaseModel
 class ModelSource(Protocol):
     """What scoring needs from the registry: a model by name or alias."""
 
-    def get_model(self, name: str | None = None) -> BaseModel: ...
+    def require_model(self, name: str | None = None) -> BaseModel: ...
 
 
 @dataclass
@@ -43,7 +43,7 @@ def build_scoring(
             raise InvalidScorerError("Each scorer must be an object with a 'type'")
         kind = spec.get("type")
         if kind in ("judge", "pairwise"):
-            judge = registry.get_model(_judge_model(spec))
+            judge = registry.require_model(_judge_model(spec))
             rubric = spec.get("rubric") or DEFAULT_RUBRIC
             if not isinstance(rubric, str):
                 raise InvalidScorerError("'rubric' must be text", details={"scorer": kind})

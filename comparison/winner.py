@@ -16,6 +16,14 @@ How the winner is chosen
 5. The highest total wins. When the best totals are within ``TIE_TOLERANCE`` (0.01) of each other the
    result is a tie: ``winner`` is None and ``winner_details.tied`` names the tied models.
 6. The explanation names each part of the winner against the runner-up and the part that decided.
+7. A model listed more than once (e.g. compared with itself, as the original's demo does) gives one entry per
+   listing, labelled ``<model>#1``, ``<model>#2``, ...; the entries are scored and ranked by the rules above
+   like any others. ``winner`` names the model of the best entry (``winner_details.winner`` the entry). When
+   the best entries tie and all are entries of one model, that model is the winner: whichever of its entries
+   did better, it did. Two runs of one model differ only by sampling and timing noise, so such a comparison
+   shows how much the model varies, not that one run is better. For the history and ratings a model never
+   plays itself: it enters each comparison once, with its best entry's outcome, and only pairs of entries of
+   different models count towards Elo.
 """
 
 from __future__ import annotations
@@ -169,3 +177,43 @@ def _explain(ranked: list[str], totals: Mapping[str, float], normalized: Mapping
         f"{p} {normalized[p][first]:.2f} vs {normalized[p][second]:.2f} (weight {weights[p]:g})" for p in normalized)
     return (f"{first} wins with weighted score {totals[first]:.3f} against {second} {totals[second]:.3f} "
             f"(normalized {detail}). Deciding part: {deciding}, worth {margins[deciding]:+.3f}.{note}")
+
+
+OUTCOME_RANK = {"error": 0, "loss": 1, "tie": 2, "win": 3}
+
+
+def entry_labels(models: Sequence[str]) -> list[str]:
+    """Each entry's label: the model name, or `<model>#<n>` for a model listed more than once (rule 7)."""
+    counts = {model: models.count(model) for model in models}
+    seen: dict[str, int] = {}
+    labels = []
+    for model in models:
+        seen[model] = seen.get(model, 0) + 1
+        labels.append(model if counts[model] == 1 else f"{model}#{seen[model]}")
+    return labels
+
+
+def winning_model(decision: Decision, model_of: Mapping[str, str]) -> str | None:
+    """The model of the winning entry; on a tie, the model whose entries are all the tied ones (rule 7)."""
+    if decision.winner is not None:
+        return model_of[decision.winner]
+    tied_models = {model_of[label] for label in decision.tied}
+    return tied_models.pop() if len(tied_models) == 1 else None
+
+
+def model_outcomes(outcomes: Mapping[str, str], model_of: Mapping[str, str], winner: str | None) -> dict[str, str]:
+    """Each model's outcome from its entries' outcomes: `win` for the winning model, else its best entry's."""
+    by_model: dict[str, str] = {}
+    for label, outcome in outcomes.items():
+        model = model_of[label]
+        if OUTCOME_RANK[outcome] >= OUTCOME_RANK[by_model.get(model, "error")]:
+            by_model[model] = outcome
+    if winner is not None:
+        by_model[winner] = "win"
+    return by_model
+
+
+def model_pairs(pairs: Sequence[Mapping[str, Any]], model_of: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The pairwise results between entries of different models, named by model: a model never plays itself."""
+    return [{**pair, "model_a": model_of[pair["model_a"]], "model_b": model_of[pair["model_b"]]}
+            for pair in pairs if model_of[pair["model_a"]] != model_of[pair["model_b"]]]

@@ -1,4 +1,8 @@
-"""The abstract model: a provider writes `execute`; the base class supplies the managed API."""
+"""The abstract model: a provider writes `execute`; the base class supplies the managed API.
+
+A subclass written for the original base class (its own `generate` / `generate_stream`) is adapted to run on
+the managed path too (see `models.original_style`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from core.errors import InvalidInputError
+from models import original_style
 from models.call_path import Call, CallPath, new_request_id
 from models.defaults import default_pricing, managed_call_path
 from models.errors import ContextLengthExceededError, UnsupportedParameterError
@@ -73,21 +78,44 @@ class BaseModel(ABC):
     sets is refused with `UnsupportedParameterError` before the call, never silently dropped.
     """
 
-    provider: ClassVar[str] = "unknown"
+    provider: str = "unknown"
     capabilities: Capabilities = Capabilities()  # per class; a provider may set it per instance (Gemini)
     supported_params: ClassVar[frozenset[str]] = GenerationParams.COMMON
     context_window: int = 32_768
     max_output_tokens: int = 8_192
 
-    def __init__(self, name: str, *, pricing: ModelPricing | None = None) -> None:
+    def __init__(self, name: str, provider: str | None = None, cost_per_token: float | None = None, *,
+                 pricing: ModelPricing | None = None) -> None:
+        """`provider` and a flat `cost_per_token` (USD) as the original took them; without either, the class's
+        provider and the pricing table's price for `name`."""
         self.name = name
+        if provider is not None:
+            self.provider = provider
+        if pricing is None and cost_per_token is not None:
+            per_million = cost_per_token * 1_000_000
+            pricing = ModelPricing(input_per_million=per_million, output_per_million=per_million)
         self.pricing = pricing if pricing is not None else default_pricing(name)
         self._call_path: CallPath | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if original_style.needs_adapting(cls):
+            original_style.adapt(cls, {"generate": BaseModel.generate, "generate_stream": BaseModel.generate_stream},
+                                 Capabilities(system_prompt=False, token_counting=False))
 
     @property
     def model_name(self) -> str:
         """The original attribute name for `name`."""
         return self.name
+
+    @model_name.setter
+    def model_name(self, value: str) -> None:
+        self.name = value
+
+    @property
+    def cost_per_token(self) -> float | None:
+        """The original's flat price: USD per input token (None when no price is known)."""
+        return None if self.pricing is None else self.pricing.input_per_million / 1_000_000
 
     @abstractmethod
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
@@ -164,11 +192,19 @@ class BaseModel(ABC):
             self._call_path = managed_call_path()
         return self._call_path
 
-    def calculate_cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
-        """Cost in USD from the pricing table, or None when this model has no known price."""
+    def calculate_cost(self, tokens: int, output_tokens: int | None = None, cached_tokens: int = 0) -> float | None:
+        """Cost in USD from the pricing table, or None when this model has no known price.
+
+        With one argument, as originally: `tokens x cost_per_token`. With `output_tokens`, `tokens` are the input
+        tokens (`cached_tokens` of them at the cached rate) and each side is priced at its own rate.
+        """
         if self.pricing is None:
             return None
-        return self.pricing.cost(input_tokens, output_tokens, cached_tokens)
+        return self.pricing.cost(tokens, output_tokens or 0, cached_tokens)
+
+    def get_info(self) -> dict[str, Any]:
+        """The original summary: name, provider and cost per token (`describe` has everything)."""
+        return {"name": self.name, "provider": self.provider, "cost_per_token": self.cost_per_token}
 
     def generate(
         self,

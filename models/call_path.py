@@ -146,8 +146,8 @@ class CallPath:
         error: BaseException | None,
     ) -> GenerationResult:
         model = call.model
-        cost = None
-        if usage.input_tokens is not None or usage.output_tokens is not None:
+        cost = usage.cost
+        if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
             cost = model.calculate_cost(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens)
         result = GenerationResult(
             response=text, model=model.name, provider=model.provider, request_id=call.request_id,

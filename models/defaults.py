@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from models.call_path import CallPath
     from models.model_registry import ModelRegistry
-    from models.pricing import ModelPricing, PricingTable
+    from models.pricing import ModelPricing
 
 
 def managed_call_path(settings: Settings | None = None, engine: Engine | None = None) -> CallPath:
@@ -22,16 +22,11 @@ def managed_call_path(settings: Settings | None = None, engine: Engine | None = 
     return runtime_for(settings or get_settings(), engine).call_path()
 
 
-def default_pricing_table(settings: Settings | None = None) -> PricingTable:
-    """Built-in prices overlaid by the settings' PRICING_FILE, loaded once per settings."""
-    from wiring.runtime import runtime_for
-
-    return runtime_for(settings or get_settings()).pricing
-
-
 def default_pricing(model_name: str) -> ModelPricing | None:
     """The process settings' price for a model created without one."""
-    return default_pricing_table().get(model_name)
+    from models.pricing import PricingTable
+
+    return PricingTable.for_settings(get_settings()).get(model_name)
 
 
 def register_default_models(registry: ModelRegistry) -> None:
@@ -40,7 +35,7 @@ def register_default_models(registry: ModelRegistry) -> None:
     from models.local_model import LocalModel
 
     settings = registry.settings
-    registry.register_model(LocalModel.from_settings(settings), aliases=("local",))
+    registry.register_model(LocalModel.from_settings(settings, registry.pricing), aliases=("local",))
     if settings.has_gemini_key:
         from models.gemini_model import GeminiModel
 

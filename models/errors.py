@@ -19,8 +19,8 @@ class UnsupportedParameterError(InvalidInputError):
     code = "unsupported_parameter"
 
 
-class UnknownModelError(ModelError, KeyError):
-    """No model is registered under that name or alias."""
+class UnknownModelError(ModelError, KeyError, ValueError):
+    """No model is registered under that name or alias; a ValueError too, as the original raised for it."""
 
     code = "unknown_model"
     http_status = 404
@@ -29,8 +29,11 @@ class UnknownModelError(ModelError, KeyError):
         return self.message
 
 
-class MissingAPIKeyError(ModelError):
-    """A provider needs a key that is not configured; the message names the variables to set."""
+class MissingAPIKeyError(ModelError, ValueError):
+    """A provider needs a key that is not configured; the message names the variables to set.
+
+    A ValueError too, as the original `GeminiModel()` raised without a key.
+    """
 
     code = "missing_api_key"
     http_status = 503

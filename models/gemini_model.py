@@ -17,7 +17,6 @@ from pydantic import SecretStr
 
 from core.settings import Settings, get_settings
 from models.base_model import BaseModel, Capabilities
-from models.defaults import default_pricing_table
 from models.errors import MissingAPIKeyError
 from models.gemini_errors import NO_SDK_RETRY, is_retryable, map_error, sdk_retry_options
 from models.messages import GenerationRequest
@@ -42,7 +41,10 @@ ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiModel(BaseModel):
-    """A Gemini model; the key comes from the argument, else GEMINI_API_KEY or GOOGLE_API_KEY."""
+    """A Gemini model; the key comes from the argument, else GEMINI_API_KEY or GOOGLE_API_KEY.
+
+    `GeminiModel()` is the original's default model, gemini-2.0-flash-exp.
+    """
 
     provider = "gemini"
     context_window = CONTEXT_WINDOW
@@ -50,7 +52,7 @@ class GeminiModel(BaseModel):
 
     def __init__(
         self,
-        model_name: str = "gemini-2.5-flash",
+        model_name: str = "gemini-2.0-flash-exp",
         api_key: str | None = None,
         *,
         base_url: str | None = None,
@@ -84,7 +86,12 @@ class GeminiModel(BaseModel):
     @classmethod
     def from_settings(cls, name: str, settings: Settings, prices: PricingTable | None = None) -> GeminiModel:
         """The model as configured: key, endpoint, timeout, attempts, and its price (PRICING_FILE included)."""
-        return cls(name, None, pricing=(prices or default_pricing_table(settings)).get(name), settings=settings)
+        return cls(name, None, pricing=(prices or PricingTable.for_settings(settings)).get(name), settings=settings)
+
+    @property
+    def client(self) -> genai.Client:
+        """The original attribute: the google-genai client this model calls through."""
+        return self._client
 
     def __repr__(self) -> str:
         return f"GeminiModel(name={self.name!r}, base_url={self.base_url!r}, timeout={self.timeout:g})"

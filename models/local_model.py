@@ -18,7 +18,7 @@ from models.base_model import BaseModel, Capabilities
 from models.errors import ContextLengthExceededError, ModelError
 from models.messages import GenerationRequest
 from models.params import GenerationParams
-from models.pricing import ModelPricing
+from models.pricing import ModelPricing, PricingTable
 from models.results import Usage
 
 if TYPE_CHECKING:
@@ -137,15 +137,16 @@ class LocalModel(BaseModel):
         pricing: ModelPricing | None = None,
     ) -> None:
         self.model_path = model_path or default_model_path()
-        default_name = DEFAULT_NAME if model_path is None else Path(self.model_path).stem.lower()
-        super().__init__(name or default_name, pricing=pricing)
+        super().__init__(name or _model_name(model_path), pricing=pricing)
         self.n_threads = n_threads or os.cpu_count() or 1
         self.context_window = n_ctx
         self.max_output_tokens = n_ctx  # the prompt and the answer share the context
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalModel:
-        return cls(settings.local_model_path, n_threads=settings.local_model_threads)
+    def from_settings(cls, settings: Settings, prices: PricingTable) -> LocalModel:
+        """The configured GGUF file, priced from `prices` (free unless PRICING_FILE prices it)."""
+        path = settings.local_model_path
+        return cls(path, n_threads=settings.local_model_threads, pricing=prices.get(_model_name(path)))
 
     @property
     def _loaded(self) -> _LoadedModel:
@@ -209,6 +210,11 @@ class LocalModel(BaseModel):
             schema = params.response_format.output_schema
             options["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return options
+
+
+def _model_name(model_path: str | None) -> str:
+    """The bundled model's name, or a GGUF file's name without its extension."""
+    return DEFAULT_NAME if model_path is None else Path(model_path).stem.lower()
 
 
 class _SamplingCounter:

@@ -12,10 +12,11 @@ from sqlalchemy import Engine
 from core.settings import Settings, get_settings
 from models.base_model import BaseModel
 from models.call_path import CallHook, CallPath
-from models.defaults import default_pricing_table, managed_call_path
+from models.defaults import managed_call_path
 from models.errors import UnknownModelError
 from models.model_store import ModelStore
 from models.pricing import PricingTable
+from storage.database import engine_for
 
 __all__ = ["ModelRegistry", "UnknownModelError"]
 
@@ -25,7 +26,7 @@ class ModelRegistry:
 
     def __init__(
         self,
-        engine: Engine | None = None,
+        db_path: Engine | str | None = None,
         *,
         settings: Settings | None = None,
         pricing: PricingTable | None = None,
@@ -33,17 +34,19 @@ class ModelRegistry:
         register_defaults: bool = True,
         call_path: CallPath | None = None,
     ) -> None:
-        """Wired by the composition root for `settings` (default: the process settings), on `engine` if given.
+        """Wired by the composition root for `settings` (default: the process settings), on the database
+        `db_path` names if given (an Engine, a URL or, as originally, a SQLite file path).
 
         `hooks` are added to the standard ones; a `call_path` replaces the wiring altogether (for tests that
         drive their own guard).
         """
         self.settings = settings or get_settings()
+        engine = None if db_path is None else engine_for(db_path, settings=self.settings)
         self.call_path = call_path or managed_call_path(self.settings, engine)
         for hook in hooks:
             self.call_path.add_hook(hook)
         self.engine = self.call_path.request_log.engine
-        self.pricing = pricing or default_pricing_table(self.settings)
+        self.pricing = pricing or PricingTable.for_settings(self.settings)
         self._store = ModelStore(self.engine)
         self._models: dict[str, BaseModel] = {}
         self._aliases: dict[str, str] = {}
@@ -92,15 +95,40 @@ class ModelRegistry:
             details={"model": name, "available": available},
         )
 
-    def get_model(self, name: str | None = None) -> BaseModel:
-        """The model registered under `name` or an alias of it; the default model when None."""
+    def require_model(self, name: str | None = None) -> BaseModel:
+        """The model registered under `name` or an alias of it (the default model when None); raises
+        UnknownModelError (404 `unknown_model` in the API) for a name nobody registered."""
         canonical = self.resolve(name or self.default_model_name)
         with self._lock:
             return self._models[canonical]
 
+    def get_model(self, name: str | None = None) -> BaseModel | None:
+        """As originally: the model registered under `name` (or an alias), None when there is none."""
+        try:
+            return self.require_model(name)
+        except UnknownModelError:
+            return None
+
+    def get_model_info(self, name: str) -> dict[str, Any] | None:
+        """As originally: the model's name, provider and cost per token, None when there is no such model."""
+        model = self.get_model(name)
+        return model.get_info() if model is not None else None
+
+    def get_model_id(self, name: str) -> int | None:
+        """As originally: the model's id in the database (registered by any process), None when there is none."""
+        with self._lock:
+            canonical = self._aliases.get(name, name)
+        return self._store.get_id(canonical)
+
     def list_models(self) -> list[str]:
         with self._lock:
             return sorted(self._models)
+
+    @property
+    def models(self) -> dict[str, BaseModel]:
+        """The original attribute: registered models by name (a snapshot; `register_model` changes them)."""
+        with self._lock:
+            return dict(self._models)
 
     def model_id(self, name: str) -> int:
         canonical = self.resolve(name)
@@ -126,6 +154,6 @@ class ModelRegistry:
     def describe(self) -> list[dict[str, Any]]:
         """One entry per model, with aliases, capabilities and pricing, for `GET /api/models`."""
         return [
-            {**self.get_model(name).describe(), "aliases": self.aliases_of(name), "id": self.model_id(name)}
+            {**self.require_model(name).describe(), "aliases": self.aliases_of(name), "id": self.model_id(name)}
             for name in self.list_models()
         ]

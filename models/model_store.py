@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Engine, Integer, String, Table, select, update
 
+from models.errors import UnknownModelError
 from storage.clock import utcnow
 from storage.database import inserted_id, metadata, read, write
 
@@ -42,6 +43,25 @@ class ModelStore:
                 return int(existing)
             result = conn.execute(registered_models.insert().values(name=name, created_at=now, **values))
             return inserted_id(result)
+
+    def get_id(self, name: str) -> int | None:
+        """The id registered under `name`, or None."""
+        with read(self.engine) as conn:
+            found = conn.execute(select(registered_models.c.id).where(registered_models.c.name == name)).scalar()
+        return None if found is None else int(found)
+
+    def name_for(self, model: int | str) -> str:
+        """The model a caller named by the original's id (what `register_model` returned) or by name.
+
+        Raises UnknownModelError for an id that was never registered: a row must name a real model.
+        """
+        if isinstance(model, str):
+            return model
+        with read(self.engine) as conn:
+            name = conn.execute(select(registered_models.c.name).where(registered_models.c.id == model)).scalar()
+        if name is None:
+            raise UnknownModelError(f"No model is registered with id {model!r}", details={"model_id": model})
+        return str(name)
 
     def list(self) -> list[dict[str, Any]]:
         with read(self.engine) as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -79,6 +80,11 @@ class PricingTable:
             prices.update(_read(Path(settings.pricing_file)))
         return cls(prices)
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PricingTable:
+        """The table of these settings, loaded once per PRICING_FILE (the only setting it depends on)."""
+        return _table_for(settings)
+
     def get(self, model_name: str) -> ModelPricing | None:
         pricing = self._prices.get(model_name)
         if pricing is None:
@@ -93,6 +99,15 @@ class PricingTable:
 
     def names(self, prefix: str = "") -> list[str]:
         return sorted(name for name in self._prices if name.startswith(prefix))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_table(pricing_file: str | None) -> PricingTable:
+    return PricingTable.load(Settings(pricing_file=pricing_file))
+
+
+def _table_for(settings: Settings) -> PricingTable:
+    return _cached_table(settings.pricing_file)
 
 
 def _read(path: Path) -> dict[str, ModelPricing]:

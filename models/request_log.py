@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -112,10 +113,8 @@ class RequestLogRepository:
         self._group_commit.submit(record)
 
     def _insert_batch(self, records: Sequence[RequestRecord]) -> None:
-        rows = [vars(record) for record in records]
         with write(self.engine) as conn:
-            conn.execute(_INSERT, rows)
-            rollups.apply_rows(conn, [(row, 1) for row in rows])  # same transaction: never drift from the log
+            insert_records(conn, records)
 
     def update(self, request_id: str, **values: Any) -> bool:
         where = request_log.c.request_id == request_id
@@ -158,6 +157,13 @@ class RequestLogRepository:
             query = query.where(request_log.c[column] == value)
         with read(self.engine) as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def insert_records(conn: Connection, records: Sequence[RequestRecord]) -> None:
+    """Insert rows and their rollups on the caller's transaction, so the rollups never drift from the log."""
+    rows = [vars(record) for record in records]
+    conn.execute(_INSERT, rows)
+    rollups.apply_rows(conn, [(row, 1) for row in rows])
 
 
 def _one_rows_fault(exc: Exception) -> bool:

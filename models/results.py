@@ -12,7 +12,8 @@ class Usage:
     """Token counts exactly as the provider reported them; providers fill this while they run.
 
     `output_tokens` includes thinking tokens (they are billed as output); `cached_tokens` is part
-    of `input_tokens`.
+    of `input_tokens`. `cost` is set only by a model that prices its own calls (an original-style one);
+    otherwise the call path prices the tokens.
     """
 
     input_tokens: int | None = None
@@ -21,6 +22,7 @@ class Usage:
     cached_tokens: int = 0
     total_tokens: int | None = None
     finish_reason: str | None = None
+    cost: float | None = None
 
     def set(
         self,

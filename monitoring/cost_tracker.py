@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from models.model_store import ModelStore
 from models.rollups import STATUS_COLUMNS, SUM_COLUMNS
 from monitoring import rollup_reads
-from monitoring.metrics_tracker import record_external
+from monitoring.tracked_costs import TrackedCostRepository
 from monitoring.windows import TimeRange, time_range
-from storage.database import get_engine
+from storage.clock import utcnow
+from storage.database import engine_for
 
 DAY_COLUMNS = ("cost", "total_tokens", *STATUS_COLUMNS.values())
 
@@ -33,45 +35,61 @@ def _cost_entry(model_name: str, sums: dict[str, float]) -> dict[str, Any]:
 
 
 class CostTracker:
-    """Costs over any time range; `engine=None` uses the default database. A price change never reprices history."""
+    """Costs over any time range, on `db_path` (an Engine, a URL or, as originally, a SQLite path; default: the
+    configured database). A price change never reprices history."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.engine = engine or get_engine()
+    def __init__(self, db_path: Engine | str | None = None) -> None:
+        self.engine = engine_for(db_path)
+        self.tracked = TrackedCostRepository(self.engine)
 
     def track_cost(
-        self, model_name: str, cost: float, tokens: int | None = None, *, input_tokens: int | None = None,
-        output_tokens: int | None = None, user_id: str | None = None, tags: list[str] | None = None,
-    ) -> str:
-        """Record the cost of a call made OUTSIDE the managed path (managed calls are already counted).
+        self, model_id: int | str, cost: float | None, tokens: int | None = None, *,
+        input_tokens: int | None = None, output_tokens: int | None = None, user_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> int:
+        """As originally: the cost of one call of a model named by its id or name; returns the record's id.
 
-        It becomes a request-log row with provider `external` and source `library`; returns its request id.
+        Counted once: a managed call with the same cost and tokens in the last 10 minutes (not claimed by an
+        earlier `track_cost`) is already counted, so the record links to it; otherwise it is recorded as a call
+        made outside the managed path (provider `external`, with the optional token split, user and tags).
         """
-        return record_external(
-            self.engine, model_name, status="success", cost=cost, total_tokens=tokens,
-            input_tokens=input_tokens, output_tokens=output_tokens, user_id=user_id, tags=tags,
-        )
+        return self.tracked.track(
+            ModelStore(self.engine).name_for(model_id), cost, tokens, input_tokens=input_tokens,
+            output_tokens=output_tokens, user_id=user_id, tags=tags,
+        ).id
 
     def get_model_costs(self, model_name: str, *, window: str | None = None, since: datetime | None = None,
-                        until: datetime | None = None) -> dict[str, Any]:
+                        until: datetime | None = None) -> dict[str, Any] | None:
+        """One model's spend in the range (zeros when it had no calls in it); None, as originally, for a model
+        this database has never registered or called."""
+        if not rollup_reads.model_known(self.engine, model_name):
+            return None
         span = time_range(window, since, until)
         totals = rollup_reads.totals_by_model(self.engine, span.since, span.until, model_name)
         return _cost_entry(model_name, totals.get(model_name) or dict.fromkeys(SUM_COLUMNS, 0))
 
     def get_all_costs(self, *, window: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None) -> dict[str, dict[str, Any]]:
-        """Costs of every model with calls in the range, keyed by model name."""
+                      until: datetime | None = None) -> list[dict[str, Any]]:
+        """As originally, a list: the costs of every model with calls in the range, by model name."""
         span = time_range(window, since, until)
-        totals = rollup_reads.totals_by_model(self.engine, span.since, span.until)
-        return {name: _cost_entry(name, sums) for name, sums in totals.items()}
+        entries = [_cost_entry(name, sums)
+                   for name, sums in rollup_reads.totals_by_model(self.engine, span.since, span.until).items()]
+        return [entry for entry in entries if entry["total_requests"]]
 
     def get_total_cost(self, *, window: str | None = None, since: datetime | None = None,
                        until: datetime | None = None) -> float:
-        costs = self.get_all_costs(window=window, since=since, until=until)
-        return sum(entry["total_cost"] for entry in costs.values())
+        return sum(entry["total_cost"] for entry in self.get_all_costs(window=window, since=since, until=until))
 
-    def check_budget_alert(self, limit: float, *, window: str | None = None) -> bool:
-        """True when spend (all time, or over `window`) is over `limit`."""
-        return self.get_total_cost(window=window) > limit
+    def get_daily_costs(self, days: int = 7) -> list[dict[str, Any]]:
+        """As originally: spend per UTC day over the last `days` days, newest first, as
+        {date, total_cost, total_tokens, requests}."""
+        span = time_range(since=utcnow() - timedelta(days=days))
+        return [{"date": day["date"], "total_cost": day["cost"], "total_tokens": day["tokens"],
+                 "requests": day["requests"]} for day in reversed(self.costs_by_day(span))]
+
+    def check_budget_alert(self, budget_limit: float, *, window: str | None = None) -> bool:
+        """True when spend (all time, or over `window`) is over `budget_limit`."""
+        return self.get_total_cost(window=window) > budget_limit
 
     def costs_by_day(self, span: TimeRange, model: str | None = None) -> list[dict[str, Any]]:
         """Spend per UTC day, oldest first."""

@@ -1,56 +1,50 @@
-"""The original `MetricsTracker`, now answered from the request log's hourly rollups."""
+"""The original `MetricsTracker`: metrics answered from the request log's hourly rollups, plus tracked samples."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
-from models.request_log import RequestLogRepository, RequestRecord
+from models.model_store import ModelStore
 from monitoring import rollup_reads
+from monitoring.metric_samples import MetricSampleRepository
 from monitoring.summary import merge_errors, merge_sums, metrics_from_sums
 from monitoring.windows import TimeRange, time_range
-from storage.database import get_engine
+from storage.database import engine_for
 
 HISTORY_BUCKETS = ("hour", "day")
 
 
-def record_external(engine: Engine, model_name: str, **fields: Any) -> str:
-    """Log one call made outside the managed path (provider `external`, source `library`); returns its id."""
-    request_id = str(uuid.uuid4())
-    RequestLogRepository(engine).insert(
-        RequestRecord(request_id=request_id, model=model_name, provider="external", source="library", **fields)
-    )
-    return request_id
-
-
 class MetricsTracker:
-    """Per-model and overall metrics over any time range; `engine=None` uses the default database."""
+    """Per-model and overall metrics over any time range, on `db_path` (an Engine, a URL or, as originally, a
+    SQLite path; default: the configured database)."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.engine = engine or get_engine()
+    def __init__(self, db_path: Engine | str | None = None) -> None:
+        self.engine = engine_for(db_path)
+        self.samples = MetricSampleRepository(self.engine)
 
-    def track_metric(
-        self, model_name: str, latency: float, success: bool = True, tokens: int | None = None, *,
-        error_type: str | None = None, cost: float | None = None, user_id: str | None = None,
-    ) -> str:
-        """Record a call made OUTSIDE the managed path (managed calls are already recorded: never re-track them).
+    def track_metric(self, model_id: int | str, metric_name: str, metric_value: float) -> int:
+        """As originally: store one measured value (e.g. 'latency', 1.5) of a model named by its id or name.
 
-        It becomes a request-log row with provider `external` and source `library`; returns its request id.
+        A sample is a measurement, not a call: it never adds a request, so tracking a managed call's figures by
+        hand counts nothing twice. Samples are read back with `get_metric_history`; returns the sample's id.
         """
-        return record_external(
-            self.engine, model_name, status="success" if success else "error", latency=latency,
-            total_tokens=tokens, cost=cost, user_id=user_id,
-            error_type=None if success else (error_type or "external_error"),
-        )
+        return self.samples.add(ModelStore(self.engine).name_for(model_id), metric_name, metric_value)
+
+    def get_metric_history(self, model_name: str, metric_name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """As originally: the model's tracked values of one metric, newest first, as {metric_value, timestamp}."""
+        return self.samples.history(model_name, metric_name, limit)
 
     def get_model_metrics(
         self, model_name: str, *, window: str | None = None, since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, Any]:
-        """One model's metrics (zeros when it has no calls in the range)."""
+    ) -> dict[str, Any] | None:
+        """One model's metrics from its calls in the range (zeros when it had none); None, as originally, for
+        a model this database has never registered or called."""
+        if not rollup_reads.model_known(self.engine, model_name):
+            return None
         span = time_range(window, since, until)
         totals = rollup_reads.totals_by_model(self.engine, span.since, span.until, model_name)
         errors = rollup_reads.errors_by_model(self.engine, span.since, span.until, model_name)
@@ -58,9 +52,9 @@ class MetricsTracker:
 
     def get_all_metrics(
         self, *, window: str | None = None, since: datetime | None = None, until: datetime | None = None,
-    ) -> dict[str, dict[str, Any]]:
-        """Metrics of every model with calls in the range, keyed by model name."""
-        return self.report(time_range(window, since, until))["models"]
+    ) -> list[dict[str, Any]]:
+        """As originally, a list: the metrics of every model with calls in the range, by model name."""
+        return list(self.report(time_range(window, since, until))["models"].values())
 
     def report(self, span: TimeRange, model: str | None = None) -> dict[str, Any]:
         """Per-model metrics plus the overall figures, for the API."""

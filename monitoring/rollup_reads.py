@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
+from models.model_store import registered_models
 from models.rollups import SUM_COLUMNS, rollup_errors, rollup_hourly, rollup_usage
 from storage.database import read
 
@@ -111,6 +112,14 @@ def cost_between(
         if model is not None:
             query = query.where(table.c.model == model)
     return float(conn.execute(_in_range(query, table, since, until)).scalar() or 0.0)
+
+
+def model_known(engine: Engine, model: str) -> bool:
+    """True when the database registered `model` or recorded a call of it: what the original called a known model."""
+    registered = select(registered_models.c.id).where(registered_models.c.name == model).limit(1)
+    called = select(rollup_hourly.c.model).where(rollup_hourly.c.model == model).limit(1)
+    with read(engine) as conn:
+        return conn.execute(registered).first() is not None or conn.execute(called).first() is not None
 
 
 def _numbers(row: Any) -> dict[str, float]:

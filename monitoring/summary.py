@@ -51,6 +51,7 @@ def metrics_from_sums(model_name: str, sums: Mapping[str, float], errors: Mappin
         "thinking_tokens": int(sums.get("thinking_tokens", 0)),
         "cached_tokens": int(sums.get("cached_tokens", 0)),
         "total_tokens": int(sums.get("total_tokens", 0)),
+        "avg_tokens": sums.get("total_tokens", 0) / total if total else 0.0,
         "total_cost": cost,
         "avg_cost": cost / total if total else 0.0,
         "errors": dict(sorted(errors.items())),

@@ -6,6 +6,7 @@ for each operation and never keep a connection between calls.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -98,6 +99,33 @@ def get_engine(url: str | None = None, *, settings: Settings | None = None) -> E
             upgrade_schema(engine)
             _engines[key] = engine
         return engine
+
+
+def engine_for(db_path: Engine | str | None = None, *, settings: Settings | None = None) -> Engine:
+    """The engine for what a constructor was given: an Engine as is, a database URL, a SQLite file path (the
+    original's `db_path`), or None for the settings' database; migrated on first use."""
+    if isinstance(db_path, Engine):
+        return db_path
+    if db_path is None or "://" in db_path:
+        return get_engine(db_path, settings=settings)
+    return get_engine(sqlite_url(db_path), settings=settings)
+
+
+def sqlite_url(path: str) -> str:
+    """The URL of a SQLite file, absolute so one file is one engine whatever the working directory."""
+    return f"sqlite:///{os.path.abspath(path)}"
+
+
+def init_database(db_path: Engine | str = "ai_models.db") -> Engine:
+    """The original's set-up call: create or migrate the database (a SQLite path by default); returns its engine."""
+    return engine_for(db_path)
+
+
+def get_connection(db_path: str = "ai_models.db") -> sqlite3.Connection:
+    """The original's raw connection to a SQLite file, rows readable by column name, for ad-hoc queries."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def reset_after_fork() -> None:

@@ -18,7 +18,7 @@ def build(engine, settings: Settings) -> tuple[ExperimentManager, TrafficRouter,
     models = {name: FakeModel(name) for name in ("model-a", "model-b", "model-c")}
     for model in models.values():
         registry.register_model(model)
-    manager = ExperimentManager(registry, engine)
+    manager = ExperimentManager(engine, registry=registry)
     return manager, TrafficRouter(registry, manager), models
 
 

@@ -38,6 +38,16 @@ def _postgres_available() -> bool:
 POSTGRES_AVAILABLE = _postgres_available()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def process_database(tmp_path_factory):
+    """Code that falls back to the process settings writes to a throwaway database, never the checkout's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", f"sqlite:///{tmp_path_factory.mktemp('process') / 'process.db'}")
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite_file(tmp_path_factory):
     """Migrate one SQLite file per session; tests get copies instead of re-running every migration."""

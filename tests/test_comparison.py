@@ -8,6 +8,7 @@ from sqlalchemy import inspect
 from comparison.comparison_store import ComparisonStore
 from comparison.errors import ComparisonConfigError, ComparisonNotFoundError, InvalidScorerError
 from comparison.model_comparator import ModelComparator
+from comparison.ratings import expected_score
 from comparison.tables import (
     benchmark_results,
     benchmark_runs,
@@ -15,6 +16,7 @@ from comparison.tables import (
     comparison_pairs,
     comparisons,
 )
+from comparison.winner import Candidate, decide, entry_labels, model_outcomes, model_pairs, winning_model
 from models.errors import ProviderUnavailableError, UnknownModelError
 from models.model_registry import ModelRegistry
 from tests.fakes import FakeModel
@@ -113,8 +115,46 @@ def test_bad_requests_fail_before_any_call(svc, comparator):
     with pytest.raises(InvalidScorerError):
         comparator.compare_models(["only"], "q", scorers=[{"type": "exact"}])
     with pytest.raises(ComparisonConfigError):
-        comparator.compare_models(["only", "only"], "q")
+        comparator.compare_models("only", "q")  # a name, not a list of names
     assert model.calls == []
+
+
+def test_a_model_compared_with_itself_gives_one_entry_per_listing(svc, comparator):
+    (model,) = _register(svc, FakeModel("twin"))
+    result = comparator.compare_models(["twin", "twin"], "same question", weights={"cost": 1})
+    assert len(model.calls) == 2 and [r["label"] for r in result["results"]] == ["twin#1", "twin#2"]
+    assert len({r["request_id"] for r in result["results"]}) == 2
+    assert result["winner_details"]["tied"] == ["twin#1", "twin#2"]  # the same answer costs the same
+    assert result["winner"] == "twin" and "all twin, so twin is the winner" in result["explanation"]
+    store = svc.comparison_store
+    assert store.leaderboard()[0] | {"rating": None} == {
+        "model": "twin", "win_rate": 1.0, "rating": None, "comparisons": 1, "wins": 1, "ties": 0, "losses": 0,
+        "errors": 0}
+    assert store.ratings() == {}  # a model never plays itself
+    assert store.get_comparison(result["id"])["tie"] is False
+
+
+def test_runs_of_one_model_against_another_count_as_one_entry_each_time(svc, comparator):
+    _register(svc, FakeModel("fast"), FakeModel("slow", delay=0.05))
+    result = comparator.compare_models(["slow", "fast", "slow"], "q", weights={"latency": 1})
+    assert result["winner"] == "fast" and [r["outcome"] for r in result["results"]] == ["loss", "win", "loss"]
+    board = {row["model"]: row for row in svc.comparison_store.leaderboard()}
+    assert (board["slow"]["comparisons"], board["slow"]["losses"], board["fast"]["wins"]) == (1, 1, 1)
+    ratings = svc.comparison_store.ratings()
+    assert ratings["fast"] > 1500 > ratings["slow"] and ratings["fast"] + ratings["slow"] == pytest.approx(3000)
+    assert ratings["fast"] == pytest.approx(1500 + 16 + 32 * (1 - expected_score(1516, 1484)))  # two games
+
+
+def test_entry_labels_and_the_winning_model_of_tied_entries():
+    assert entry_labels(["a", "b", "a"]) == ["a#1", "b", "a#2"]
+    decision = decide([Candidate("a#1", True, latency=1.0), Candidate("b", True, latency=1.0),
+                       Candidate("a#2", True, latency=2.0)], {"latency": 1})
+    model_of = {"a#1": "a", "b": "b", "a#2": "a"}
+    assert decision.winner is None and winning_model(decision, model_of) is None  # a tie across two models
+    assert model_outcomes(decision.outcomes, model_of, None) == {"a": "tie", "b": "tie"}
+    assert model_pairs([{"model_a": "a#1", "model_b": "a#2", "score_a": 1.0},
+                        {"model_a": "a#2", "model_b": "b", "score_a": 0.0}], model_of) == [
+        {"model_a": "a", "model_b": "b", "score_a": 0.0}]
 
 
 def test_history_win_rates_and_ratings(svc, comparator):
@@ -139,7 +179,7 @@ def test_store_on_sqlite_and_postgres(engine, settings):
     registry.register_model(FakeModel("x"))
     registry.register_model(FakeModel("y").enqueue(RuntimeError("boom")))
     store = ComparisonStore(engine)
-    comparison = ModelComparator(registry, store).compare_models(["x", "y"], "q")
+    comparison = ModelComparator(registry, store=store).compare_models(["x", "y"], "q")
     stored = store.get_comparison(comparison["id"])
     assert stored["winner"] == "x" and stored["results"][1]["error"]["message"] == "boom"
     assert {r["model"]: (r["wins"], r["errors"]) for r in store.leaderboard()} == {"x": (1, 0), "y": (0, 1)}
@@ -161,7 +201,7 @@ def test_fake_models_and_the_real_local_model(svc, comparator):
     _register(svc, FakeModel("fake-a"), FakeModel("fake-b"))
     from models.local_model import LocalModel
 
-    svc.registry.register_model(LocalModel.from_settings(svc.settings), aliases=("local",))
+    svc.registry.register_model(LocalModel.from_settings(svc.settings, svc.registry.pricing), aliases=("local",))
     result = comparator.compare_models(["fake-a", "fake-b", "local"], "Name a colour.", max_tokens=4)
     local = next(r for r in result["results"] if r["model"] == svc.registry.resolve("local"))
     assert local["status"] == "success" and local["response"] and 0 < local["tokens"]

@@ -71,6 +71,13 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "0006": [
         ("api_keys", {"id": "key-1", "name": "ci", "key_hash": "h" * 64, "prefix": "amm_abcd", "created_at": T}),
     ],
+    "0010": [
+        ("metric_samples", {"created_at": T, "model": "m1", "metric_name": "latency", "metric_value": 1.5}),
+    ],
+    "0011": [
+        ("tracked_costs", {"created_at": T, "model": "m1", "cost": 0.5, "tokens": 16, "request_id": "r1",
+                           "linked": True}),
+    ],
 }
 
 

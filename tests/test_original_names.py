@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from monitoring.cost_tracker import CostTracker
-
 
 def test_workflow_engine_get_workflow_history_lists_the_latest_runs_newest_first(svc) -> None:
     wf = svc.workflows
@@ -24,15 +20,3 @@ def test_experiment_manager_list_experiments_and_stop_experiment(ab_sqlite) -> N
     stopped = manager.stop_experiment(experiment_id)
     assert stopped["id"] == experiment_id and stopped["status"] == "completed"
     assert manager.list_experiments()[0]["status"] == "completed"
-
-
-def test_cost_tracker_get_all_costs_keys_every_model_with_calls(svc) -> None:
-    costs = CostTracker(svc.engine)
-    assert costs.get_all_costs() == {}
-    costs.track_cost("outside-model", 0.25)
-    costs.track_cost("outside-model", 0.5)
-    all_costs = costs.get_all_costs()
-    assert list(all_costs) == ["outside-model"]
-    entry = all_costs["outside-model"]
-    assert entry["total_requests"] == 2
-    assert (entry["total_cost"], entry["avg_cost"]) == (pytest.approx(0.75), pytest.approx(0.375))

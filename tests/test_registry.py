@@ -25,9 +25,10 @@ def test_register_by_name_and_alias_with_persistent_id(tmp_path):
 def test_unknown_model_is_a_key_error_listing_the_names(tmp_path):
     registry = _registry(tmp_path)
     with pytest.raises(KeyError) as caught:
-        registry.get_model("nope")
-    assert isinstance(caught.value, UnknownModelError)
+        registry.require_model("nope")
+    assert isinstance(caught.value, UnknownModelError) and isinstance(caught.value, ValueError)
     assert "smollm2-135m-instruct" in str(caught.value)
+    assert registry.get_model("nope") is None  # the original's answer for a name nobody registered
 
 
 def test_defaults_without_key_are_the_local_model(tmp_path):

@@ -23,6 +23,8 @@ TABLE_MODULES = (
     "models.request_log",
     "models.rollups",
     "monitoring.budget_store",
+    "monitoring.metric_samples",
+    "monitoring.tracked_costs",
     "workflows.store",
 )
 
@@ -85,9 +87,11 @@ def test_model_store_keeps_one_id_per_name(engine):
 def test_original_request_logger_api(engine):
     logger = RequestLogger(engine)
     request_id = logger.log_request("gemini-2.5-flash", "hello")
-    assert logger.log_response(request_id, "hi", tokens=5, latency=0.2, cost=0.001)
+    assert logger.log_response(request_id, "hi", tokens=5, latency=0.2, cost=0.001) == request_id
+    assert logger.log_response("no-such-request", "hi") is None
     (row,) = logger.get_request_history(limit=10)
-    assert (row["status"], row["response"], row["total_tokens"]) == ("success", "hi", 5)
+    assert (row["status"], row["response"], row["total_tokens"], row["tokens"]) == ("success", "hi", 5, 5)
+    assert logger.get_total_requests() == 1
 
 
 def _insert_many(url: str, worker: int, count: int) -> None:

@@ -37,7 +37,7 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     budgets = BudgetService(engine)
     guard = BudgetGuard(budgets, WebhookNotifier(on_result=budgets.store.set_webhook_status))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
-                   pricing=PricingTable.load(settings), budgets=budgets, hooks=(guard,))
+                   pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,))
 
 
 _runtimes: dict[tuple[Settings, Engine], Runtime] = {}

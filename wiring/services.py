@@ -46,14 +46,14 @@ def build_services(settings: Settings) -> Services:
     engine = runtime.engine
     registry = ModelRegistry(engine, settings=settings)
     comparison_store = ComparisonStore(engine)
-    experiments = ExperimentManager(registry, engine)
+    experiments = ExperimentManager(engine, registry=registry)
     return Services(
         settings=settings,
         engine=engine,
         registry=registry,
         request_log=runtime.request_log,
         comparison_store=comparison_store,
-        comparator=ModelComparator(registry, comparison_store),
+        comparator=ModelComparator(registry, store=comparison_store),
         benchmarks=BenchmarkRunner(registry, comparison_store),
         experiments=experiments,
         traffic_router=TrafficRouter(registry, experiments),

@@ -97,7 +97,7 @@ class StepRunner:
         outcome.model = model
         request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
         try:
-            result = self.registry.get_model(model).run(request, caller.model_copy(
+            result = self.registry.require_model(model).run(request, caller.model_copy(
                 update={"request_id": request_id})).result
         except ModelError:
             self._add_recorded_figures(outcome, request_id)

@@ -16,7 +16,7 @@ from models.model_registry import ModelRegistry
 from models.params import CallContext
 from models.request_log import RequestLogRepository
 from storage.clock import utcnow
-from storage.database import get_engine
+from storage.database import engine_for
 from storage.heartbeat import RunHeartbeat
 from workflows.conditions import evaluate
 from workflows.definitions import (
@@ -34,6 +34,7 @@ from workflows.errors import (
     WorkflowStepFailedError,
     WorkflowValidationError,
 )
+from workflows.history import history_row
 from workflows.step_runner import WORKFLOW_CONTEXT, StepFailedError, StepOutcome, StepRunner
 from workflows.store import RESUMABLE, WorkflowStore
 
@@ -77,12 +78,11 @@ class WorkflowEngine:
     process (a gunicorn worker, a CLI command, another host) is driving are left alone.
     """
 
-    def __init__(self, registry: ModelRegistry | None = None, engine: Engine | str | None = None, *,
+    def __init__(self, model_registry: ModelRegistry | None = None, db_path: Engine | str | None = None, *,
                  recover_interrupted: bool = True, max_parallel: int = 8) -> None:
-        self.registry = registry or ModelRegistry()
-        if isinstance(engine, str):  # the original second argument: a database path (or URL)
-            engine = get_engine(engine if "://" in engine else f"sqlite:///{engine}")
-        self.store = WorkflowStore(engine or self.registry.engine)
+        """Runs are stored in `db_path` (an Engine, a URL or, as originally, a SQLite path); default: the registry's."""
+        self.registry = model_registry or ModelRegistry()
+        self.store = WorkflowStore(self.registry.engine if db_path is None else engine_for(db_path))
         self.runner = StepRunner(self.registry, RequestLogRepository(self.registry.engine))
         self.max_parallel = max_parallel
         self.heartbeat = RunHeartbeat(self.store.heartbeat, name="workflow-heartbeat")
@@ -268,8 +268,9 @@ class WorkflowEngine:
         return self.store.list_runs(limit, status=status, workflow_name=workflow_name)
 
     def get_workflow_history(self, limit: int = 10) -> list[dict[str, Any]]:
-        """The original name: the latest runs, newest first."""
-        return self.list_runs(limit)
+        """The original name: the latest runs, newest first, each also under the original's keys."""
+        runs = (self.store.get_run(summary["run_id"]) for summary in self.list_runs(limit))
+        return [history_row(run) for run in runs if run is not None]
 
     # -- saved definitions ---------------------------------------------------------------------
 
