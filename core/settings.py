@@ -27,6 +27,7 @@ ENV_VARS: dict[str, str] = {
     "GEMINI_BASE_URL": "gemini_base_url",
     "GEMINI_TIMEOUT": "gemini_timeout",
     "GEMINI_MAX_ATTEMPTS": "gemini_max_attempts",
+    "STREAM_TIMEOUT": "stream_timeout",
     "LOCAL_MODEL_PATH": "local_model_path",
     "LOCAL_MODEL_THREADS": "local_model_threads",
     "DEFAULT_MODEL": "default_model",
@@ -68,6 +69,8 @@ class Settings(BaseModel):
     gemini_base_url: str | None = None
     gemini_timeout: float = Field(default=60.0, gt=0)
     gemini_max_attempts: int = Field(default=4, ge=1, le=20)
+    # Seconds a streamed answer may take from its first byte to its end (per-read timeouts miss a drip).
+    stream_timeout: float = Field(default=600.0, gt=0)
     local_model_path: str | None = None
     local_model_threads: int | None = Field(default=None, ge=1)
     default_model: str | None = None

@@ -54,6 +54,10 @@ class ProviderError(ModelError):
         self.provider_status = provider_status
 
 
+class MalformedResponseError(ProviderError):
+    """The provider answered 200 with a body that does not parse: not JSON, or not an event stream."""
+
+
 class ProviderAuthError(ProviderError):
     code = "provider_auth_error"
     http_status = 502
@@ -78,6 +82,10 @@ class ContextLengthExceededError(InvalidRequestError):
 class ProviderUnavailableError(ProviderError):
     code = "provider_unavailable"
     http_status = 502
+
+
+class ConnectionLostError(ProviderUnavailableError):
+    """The connection broke before the answer was complete (a reset, or a close mid-body): retried like a 503."""
 
 
 class ProviderTimeoutError(ProviderError):
