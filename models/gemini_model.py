@@ -10,9 +10,9 @@ every call (streams before their first chunk) goes through `models.retry` with t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
-from typing import Any
+from typing import Any, cast
 
 from google import genai
 from google.genai import types
@@ -120,18 +120,20 @@ class GeminiModel(BaseModel):
                             before_retry=lambda: forget_usage(usage), **self._retrying())
 
     def _plain_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
-                       usage: Usage) -> Iterator[str]:
+                       usage: Usage) -> Generator[str, None, None]:
         response = self._client.models.generate_content(model=self.name, contents=_contents(request), config=config)
         text = _read(response, usage)
         if text:
             yield text
 
     def _stream_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
-                        usage: Usage) -> Iterator[str]:
+                        usage: Usage) -> Generator[str, None, None]:
         responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
                                                                 config=config)
-        with closing(responses):  # a caller that stops early also closes the HTTP stream
-            texts = (text for response in responses if (text := _read(response, usage)))
+        # The SDK types its stream as an Iterator; it is a generator, which `closing` needs.
+        stream = cast("Generator[types.GenerateContentResponse, None, None]", responses)
+        with closing(stream):  # a caller that stops early also closes the HTTP stream
+            texts = (text for response in stream if (text := _read(response, usage)))
             yield from require_start(texts, usage, label=self.label, provider=self.provider)
 
     def _retrying(self) -> dict[str, Any]:

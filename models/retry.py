@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import TypeVar
@@ -65,7 +65,7 @@ def retrying(
     map_error: Callable[[BaseException, int], BaseException],
     label: str,
     before_retry: Callable[[], None] | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield from `attempt()`, starting it again on a retryable failure as long as nothing was yielded yet.
 
     Once a chunk has reached the caller a failure is final: a retry would repeat text. Every final
