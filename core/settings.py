@@ -48,6 +48,7 @@ ENV_VARS: dict[str, str] = {
     "WEB_PRELOAD": "web_preload",
     "DB_POOL_SIZE": "db_pool_size",
     "DB_MAX_OVERFLOW": "db_max_overflow",
+    "RUN_HEARTBEAT_SECONDS": "run_heartbeat_seconds",
 }
 
 
@@ -97,6 +98,9 @@ class Settings(BaseModel):
     # max_connections (100 by default); a connection is held only for one short unit of work.
     db_pool_size: int = Field(default=10, ge=1, le=500)
     db_max_overflow: int = Field(default=10, ge=0, le=500)
+    # Workflow and benchmark runs: their driver refreshes a heartbeat this often; every live process sweeps as often,
+    # and marks `interrupted` the runs silent for 4 heartbeats (their process died).
+    run_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
     # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
     _env: dict[str, str] | None = PrivateAttr(default=None)
 
