@@ -49,6 +49,7 @@ ENV_VARS: dict[str, str] = {
     "DB_POOL_SIZE": "db_pool_size",
     "DB_MAX_OVERFLOW": "db_max_overflow",
     "RUN_HEARTBEAT_SECONDS": "run_heartbeat_seconds",
+    "WEBHOOK_ALLOW_PRIVATE": "webhook_allow_private",
 }
 
 
@@ -101,6 +102,8 @@ class Settings(BaseModel):
     # Workflow and benchmark runs: their driver refreshes a heartbeat this often; every live process sweeps as often,
     # and marks `interrupted` the runs silent for 4 heartbeats (their process died).
     run_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # Let budget webhooks go to loopback, private and link-local addresses (refused by default: SSRF).
+    webhook_allow_private: bool = False
     # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
     _env: dict[str, str] | None = PrivateAttr(default=None)
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 from core.errors import InvalidInputError, NotFoundError
 from monitoring import rollup_reads
 from monitoring.budget_store import BudgetStore
+from monitoring.webhook_policy import WebhookPolicy, WebhookRefusedError
 from monitoring.windows import BudgetWindow, period_window
 from storage.clock import utcnow
 from storage.database import read
@@ -110,14 +111,16 @@ class BudgetService:
     Local changes refresh the cache at once; changes made by another process are seen within `cache_seconds`.
     """
 
-    def __init__(self, engine: Engine, *, cache_seconds: float = 1.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, *, cache_seconds: float = 1.0, clock: Callable[[], datetime] = utcnow,
+                 webhook_policy: WebhookPolicy | None = None) -> None:
         self.engine = engine
         self.store = BudgetStore(engine)
         self.clock = clock
+        self.webhook_policy = webhook_policy or WebhookPolicy()
         self._cache: TtlCache[list[dict[str, Any]]] = TtlCache(cache_seconds)
 
     def create(self, spec: BudgetSpec) -> dict[str, Any]:
+        self._check_webhook(spec.webhook_url)
         budget = self.store.create(**spec.model_dump())
         self.invalidate()
         return self.describe(budget)
@@ -132,11 +135,24 @@ class BudgetService:
             changes = {**changes, "target": None}
         merged = {**current, **changes}
         _check_target(merged["scope"], merged["target"])
+        self._check_webhook(changes.get("webhook_url"))
         budget = self.store.update(budget_id, **changes)
         self.invalidate()
         if budget is None:  # deleted meanwhile
             raise BudgetNotFoundError(budget_id)
         return self.describe(budget)
+
+    def _check_webhook(self, url: str | None) -> None:
+        """Refuse a webhook URL now when that can be decided now; one whose host does not resolve yet is decided
+        when an alert is sent."""
+        if url is None:
+            return
+        try:
+            self.webhook_policy.destination(url)
+        except WebhookRefusedError as exc:
+            raise InvalidBudgetError("webhook_url", str(exc)) from None
+        except OSError:
+            pass
 
     def delete(self, budget_id: int) -> None:
         deleted = self.store.delete(budget_id)

@@ -1,0 +1,23 @@
+"""budget alerts: why the webhook failed, or why its URL was refused
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-29
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("budget_alerts", sa.Column("webhook_error", sa.Text))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("budget_alerts") as batch:  # SQLite rebuilds the table
+        batch.drop_column("webhook_error")
