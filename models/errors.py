@@ -57,6 +57,14 @@ class ProviderError(ModelError):
 class MalformedResponseError(ProviderError):
     """The provider answered 200 with a body that does not parse: not JSON, or not an event stream."""
 
+    EXCERPT_CHARS = 200  # of the body, quoted in the message
+
+    @classmethod
+    def quoting(cls, who: str, body: str, provider: str) -> MalformedResponseError:
+        """The error for `who` answering `body`, whose start the message quotes."""
+        return cls(f"{who} answered with a body that does not parse: {body[:cls.EXCERPT_CHARS]!r}",
+                   details={"provider": provider})
+
 
 class ProviderAuthError(ProviderError):
     code = "provider_auth_error"

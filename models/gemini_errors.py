@@ -27,9 +27,8 @@ from models.retry import RetryPolicy
 
 # Timeouts, refused connections, resets (ReadError, WriteError) and bodies cut short (RemoteProtocolError).
 TRANSIENT_TRANSPORT_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
-# What the SDK raises for a 200 whose body is not JSON; the error message quotes the body's start.
+# What the SDK raises for a 200 whose body is not JSON.
 UNPARSABLE_BODY_ERRORS = (json.JSONDecodeError, genai_errors.UnknownApiResponseError)
-BODY_EXCERPT_CHARS = 200
 
 
 def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
@@ -61,8 +60,7 @@ def map_error(exc: BaseException, *, attempts: int, timeout: float) -> BaseExcep
         )
     if isinstance(exc, UNPARSABLE_BODY_ERRORS):  # before ValueError: these are answers, not refused requests
         body = exc.doc if isinstance(exc, json.JSONDecodeError) else getattr(exc.__cause__, "doc", str(exc))
-        return MalformedResponseError(f"Gemini answered with a body that is not JSON: {body[:BODY_EXCERPT_CHARS]!r}",
-                                      details={"provider": "gemini"})
+        return MalformedResponseError.quoting("Gemini", body, "gemini")
     if isinstance(exc, (ValueError, TypeError)):  # the SDK validates the request before sending it
         return InvalidRequestError(f"Gemini request rejected by the SDK: {exc}", details={"provider": "gemini"})
     return exc

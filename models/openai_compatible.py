@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from models.base_model import BaseModel, Capabilities
-from models.errors import MissingAPIKeyError
+from models.errors import MalformedResponseError, MissingAPIKeyError
 from models.messages import GenerationRequest
-from models.openai_errors import BODY_EXCERPT_CHARS, is_retryable, malformed_response, map_error
+from models.openai_errors import is_retryable, malformed_response, map_error
 from models.pricing import ModelPricing
 from models.results import Usage
 from models.retry import RetryPolicy, forget_usage, retrying
@@ -170,7 +170,7 @@ class OpenAICompatibleModel(BaseModel):
 
 def _excerpt(response: httpx2.Response) -> str:
     """The start of a body that will not be used, read no further than the error message quotes."""
-    return next(response.iter_bytes(BODY_EXCERPT_CHARS), b"").decode(errors="replace")
+    return next(response.iter_bytes(MalformedResponseError.EXCERPT_CHARS), b"").decode(errors="replace")
 
 
 def _chunk_text(chunk: ChatCompletionChunk, usage: Usage) -> Iterator[str]:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
-BODY_EXCERPT_CHARS = 200
 
 
 def upstream_status(exc: BaseException) -> int | None:
@@ -82,9 +81,7 @@ def map_error(exc: BaseException, *, attempts: int, label: str, timeout: float, 
 
 def malformed_response(label: str, body: str, secret: str) -> MalformedResponseError:
     """The error for a 200 whose body is not a chat completion (or not an event stream), quoting its start."""
-    excerpt = _scrub(body[:BODY_EXCERPT_CHARS], secret)
-    return MalformedResponseError(f"The {label} answered with a body that is not a chat completion: {excerpt!r}",
-                                  details={"provider": "openai_compatible"})
+    return MalformedResponseError.quoting(f"The {label}", _scrub(body, secret), "openai_compatible")
 
 
 def _error_class(status: int | None) -> type[ProviderError]:
