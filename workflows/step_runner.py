@@ -98,9 +98,9 @@ class StepRunner:
         request_id = new_request_id()
         outcome.attempts.append(request_id)
         outcome.model = model
+        request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
         if on_attempt is not None:
             on_attempt(outcome)
-        request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
         try:
             result = self.registry.get_model(model).run(request, caller.model_copy(
                 update={"request_id": request_id})).result
