@@ -49,12 +49,13 @@ class WebhookPolicy:
         """Resolve and check `url`; raises WebhookRefusedError, or OSError when its host does not resolve (now)."""
         try:
             parts = urlsplit(url)
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+            explicit_port = parts.port
         except ValueError as exc:
             raise WebhookRefusedError(f"{url!r} is not a valid URL: {exc}") from None
         host = parts.hostname
-        if port is None or not host:
+        if parts.scheme not in DEFAULT_PORTS or not host:
             raise WebhookRefusedError(f"{url!r} is not an http:// or https:// URL with a host")
+        port = explicit_port or DEFAULT_PORTS[parts.scheme]
         addresses = _literal(host) or self.resolver(host, port)
         if not addresses:
             raise OSError(f"{host} has no address")

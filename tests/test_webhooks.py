@@ -63,7 +63,7 @@ def _notifier(policy: WebhookPolicy) -> tuple[WebhookNotifier, list[tuple]]:
     ("http://[::ffff:169.254.169.254]/hook", "a link-local address"),
     ("http://100.64.0.1/hook", "not a public unicast address"),
     ("http://0.0.0.0:9/hook", "a private address"),
-    ("ftp://example.com/hook", "not an http:// or https:// URL"),
+    ("ftp://example.com:21/hook", "not an http:// or https:// URL"),
 ])
 def test_internal_addresses_are_refused_and_say_why(url, reason):
     with pytest.raises(WebhookRefusedError, match=reason):
