@@ -23,6 +23,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The production server: gunicorn with the settings of gunicorn.conf.py (HOST, FLASK_PORT, WEB_*).
 serve: $(STAMP)

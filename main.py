@@ -87,6 +87,7 @@ def demo_experiment(registry: ModelRegistry, model_name: str) -> None:
         manager.record_results(experiment_id, [
             {"variant": variant, "success": rng.random() < rate, "rating": rng.randint(2, 5)} for _ in range(400)])
     stats = manager.get_experiment_stats(experiment_id)
+    assert stats is not None, "the experiment was just created"
     conversion = stats["comparisons"][0]["metrics"]["conversion"]
     print(f"  conversion lift {conversion['absolute_lift']:+.3f}, p = {conversion['p_value']:.4f}, "
           f"chance to win {conversion['chance_to_win']:.2f}")

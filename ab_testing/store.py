@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from ab_testing.tables import (
     experiments,
 )
 from storage.clock import utcnow
-from storage.database import is_sqlite, read, write
+from storage.database import inserted_id, is_sqlite, read, write
 
 
 class ExperimentMissing(LookupError):
@@ -50,10 +51,10 @@ class ExperimentStore:
     def create(self, values: Mapping[str, Any], variants: Iterable[Mapping[str, Any]]) -> int:
         now = utcnow()
         with write(self.engine) as conn:
-            experiment_id = int(conn.execute(
+            experiment_id = inserted_id(conn.execute(
                 experiments.insert().values(**values, created_at=now, updated_at=now,
                                             started_at=now if values.get("status") == "running" else None)
-            ).inserted_primary_key[0])
+            ))
             for position, variant in enumerate(variants):
                 conn.execute(experiment_variants.insert().values(experiment_id=experiment_id, position=position,
                                                                  **variant))
@@ -110,10 +111,6 @@ class ExperimentStore:
                 ).values(weight=weight))
             conn.execute(update(experiments).where(experiments.c.id == experiment_id).values(updated_at=utcnow()))
 
-    def get_assignment(self, experiment_id: int, user_id: str) -> str | None:
-        with read(self.engine) as conn:
-            return _assignment(conn, experiment_id, user_id)
-
     def assign(self, experiment_id: int, user_id: str, variant: str) -> str:
         """Store `variant` for the user unless one is stored already; returns the stored (winning) variant."""
         with write(self.engine) as conn:
@@ -130,10 +127,10 @@ class ExperimentStore:
         """Record that a user was served `variant` by call `request_id`, with the call's metrics."""
         now = utcnow()
         with write(self.engine) as conn:
-            exposure_id = int(conn.execute(experiment_exposures.insert().values(
+            exposure_id = inserted_id(conn.execute(experiment_exposures.insert().values(
                 experiment_id=experiment_id, variant=variant, user_id=user_id, request_id=request_id,
                 status=status, created_at=now,
-            )).inserted_primary_key[0])
+            )))
             rows = [_metric_row(experiment_id, variant, name, value, now, exposure_id=exposure_id)
                     for name, value in metrics.items() if value is not None]
             if rows:
@@ -141,7 +138,7 @@ class ExperimentStore:
         return exposure_id
 
     def add_results(self, experiment_id: int, results: Sequence[Mapping[str, Any]],
-                    accept_status: str) -> list[tuple[int, bool]]:
+                    accept_status: str) -> builtins.list[tuple[int, bool]]:
         """Insert results (all or none) while the experiment is in `accept_status`.
 
         Returns (result id, duplicate) per input, in order: a repeated `outcome_id` is not stored again.
@@ -165,12 +162,14 @@ class ExperimentStore:
                     experiment_results.c.id, sort_by_parameter_order=True), [rows[i] for i in plain]).scalars()
                 for i, new_id in zip(plain, ids, strict=True):
                     written[i] = (int(new_id), False)
-            metric_rows = [_metric_row(experiment_id, r["variant"], name, value, now, result_id=written[i][0])
-                           for i, r in enumerate(results) if not written[i][1]
+            done = [w for w in written if w is not None]
+            assert len(done) == len(rows), "every result has its id"
+            metric_rows = [_metric_row(experiment_id, r["variant"], name, value, now, result_id=done[i][0])
+                           for i, r in enumerate(results) if not done[i][1]
                            for name, value in (r.get("metrics") or {}).items() if value is not None]
             if metric_rows:
                 conn.execute(experiment_metric_values.insert(), metric_rows)
-        return [w for w in written if w is not None]
+        return done
 
     def aggregates(self, experiment_id: int) -> dict[str, Any]:
         """Per-variant counts and sums that the analysis needs, computed in the database."""
@@ -249,7 +248,7 @@ def _result_id(conn: Connection, experiment_id: int, outcome_id: str) -> int:
     )).scalar_one())
 
 
-def _experiment_dict(row: Mapping[str, Any], variants: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def _experiment_dict(row: Mapping[Any, Any], variants: Iterable[Mapping[Any, Any]]) -> dict[str, Any]:
     data = dict(row)
     for key in ("created_at", "updated_at", "started_at", "completed_at"):
         if isinstance(data.get(key), datetime):

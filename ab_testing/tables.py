@@ -39,6 +39,7 @@ experiments = Table(
     Column("started_at", DateTime),
     Column("completed_at", DateTime),
     Index("ix_experiments_created_at", "created_at"),
+    Column("api_key_id", String(64)),  # the managed key that owns it; NULL: an admin's, or no keys
 )
 
 experiment_variants = Table(

@@ -12,6 +12,7 @@ if __package__ in (None, ""):  # started as `python api/app.py`: make the projec
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import OpenAPI
 
 from api.auth import Authenticator, register_auth
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     app = create_openapi_app(__name__, SERVICE_NAME, VERSION)
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_content_length)
     app.config.update(flask_config or {})
+    assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # keep the documented key order in responses
     app.extensions[EXTENSION_KEY] = build_services(settings)
     app.before_request(services(app).sweeper.ensure_started)  # in each worker, not in a pre-fork master

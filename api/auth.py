@@ -1,7 +1,8 @@
 """API-key authentication for `/api/`: bootstrap keys from `API_KEYS`, managed keys stored hashed.
 
 Once any key exists, every `/api/` request needs one (`Authorization: Bearer <key>` or `X-API-Key`).
-The request keeps only the key's id (`g.api_key_id`), never the key.
+The request keeps only the key's id (`g.api_key_id`), never the key. Bootstrap keys and keys created as
+admin see every tenant's data; any other managed key is a tenant that sees only its own (`api.tenancy`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import secrets
 from flask import Flask, g, request
 
 from api.errors import ApiError
-from api.key_store import ApiKeyStore
+from api.key_store import ApiKeyStore, KeyIdentity
 from core.settings import Settings
 
 KEY_PREFIX = "amm_"
@@ -23,11 +24,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(store: ApiKeyStore, name: str) -> tuple[str, str]:
+def create_key(store: ApiKeyStore, name: str, *, admin: bool = False) -> tuple[str, str]:
     """Create a managed key; returns (id, key). The key is not stored and cannot be shown again."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(6)
-    store.add(key_id, name, hash_key(key), key[: len(KEY_PREFIX) + 4])
+    store.add(key_id, name, hash_key(key), key[: len(KEY_PREFIX) + 4], admin=admin)
     return key_id, key
 
 
@@ -38,7 +39,8 @@ class Authenticator:
         self.store = store
         self.metrics_require_key = settings.metrics_require_key
         raw = settings.api_keys.get_secret_value() if settings.api_keys else ""
-        self._bootstrap = {hash_key(k.strip()): "env_" + hash_key(k.strip())[:12] for k in raw.split(",") if k.strip()}
+        self._bootstrap = {hash_key(k.strip()): KeyIdentity("env_" + hash_key(k.strip())[:12], admin=True)
+                           for k in raw.split(",") if k.strip()}
 
     def protects(self, path: str) -> bool:
         return path.startswith("/api/") or (path == "/metrics" and self.metrics_require_key)
@@ -53,10 +55,11 @@ class Authenticator:
                                                     "or 'X-API-Key: <key>'")
             return
         digest = hash_key(presented)
-        key_id = self._bootstrap.get(digest) or self.store.active_id_for(digest)
-        if key_id is None:
+        identity = self._bootstrap.get(digest) or self.store.active_for(digest)
+        if identity is None:
             raise ApiError(401, "invalid_api_key", "The API key is not valid or has been revoked")
-        g.api_key_id = key_id
+        g.api_key_id = identity.id
+        g.api_key_admin = identity.admin
 
 
 def _presented_key() -> str | None:

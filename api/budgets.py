@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
 from api.services import services
+from api.tenancy import tenant
 from models.errors import UnknownModelError
 from monitoring.budgets import BudgetPatch, BudgetSpec
 
@@ -28,48 +29,48 @@ BUDGET = json_object("The budget with its current spend in the window")
 
 
 @bp.post("/budgets", responses={201: BUDGET})
-def create_budget(body: BudgetSpec):  # noqa: ANN201
-    """Create a budget on all calls, a model, a user, a tag or an API key."""
+def create_budget(body: BudgetSpec) -> tuple[Response, int]:
+    """Create a budget on all calls, a model, a user, a tag or an API key; a managed key budgets only its own."""
     spec = body
     if spec.scope == "model":
         spec = spec.model_copy(update={"target": _canonical_model(spec.target)})
-    return jsonify(services().budgets.create(spec)), 201
+    return jsonify(services().budgets.create(spec, owner=tenant())), 201
 
 
 @bp.get("/budgets", responses={200: json_object("Every budget")})
-def list_budgets():  # noqa: ANN201
+def list_budgets() -> Response:
     """All budgets with their spend."""
-    budgets = services().budgets.list()
+    budgets = services().budgets.list(owner=tenant())
     return jsonify({"budgets": budgets, "count": len(budgets)})
 
 
 @bp.get("/budgets/<int:budget_id>", responses={200: BUDGET})
-def get_budget(path: BudgetPath):  # noqa: ANN201
+def get_budget(path: BudgetPath) -> Response:
     """One budget."""
-    return jsonify(services().budgets.get(path.budget_id))
+    return jsonify(services().budgets.get(path.budget_id, owner=tenant()))
 
 
 @bp.patch("/budgets/<int:budget_id>", responses={200: BUDGET})
-def update_budget(path: BudgetPath, body: BudgetPatch):  # noqa: ANN201
+def update_budget(path: BudgetPath, body: BudgetPatch) -> Response:
     """Change some of a budget's fields."""
-    budgets = services().budgets
+    budgets, owner = services().budgets, tenant()
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("target") and (changes.get("scope") or budgets.get(path.budget_id)["scope"]) == "model":
+    if changes.get("target") and (changes.get("scope") or budgets.get(path.budget_id, owner)["scope"]) == "model":
         changes["target"] = _canonical_model(changes["target"])
-    return jsonify(budgets.update(path.budget_id, changes))
+    return jsonify(budgets.update(path.budget_id, changes, owner=owner))
 
 
 @bp.delete("/budgets/<int:budget_id>", responses={204: None})
-def delete_budget(path: BudgetPath):  # noqa: ANN201
+def delete_budget(path: BudgetPath) -> tuple[str, int]:
     """Delete a budget."""
-    services().budgets.delete(path.budget_id)
+    services().budgets.delete(path.budget_id, owner=tenant())
     return "", 204
 
 
 @bp.get("/alerts", responses={200: json_object("The newest alerts")})
-def list_alerts(query: AlertsQuery):  # noqa: ANN201
+def list_alerts(query: AlertsQuery) -> Response:
     """Budget alerts, newest first, optionally of one budget."""
-    alerts = services().budgets.alerts(query.limit, query.budget_id)
+    alerts = services().budgets.alerts(query.limit, query.budget_id, owner=tenant())
     return jsonify({"alerts": alerts, "count": len(alerts)})
 
 

@@ -33,17 +33,19 @@ def register_cli(app: Flask) -> None:
 
     @keys.command("create")
     @click.argument("name")
-    def create(name: str) -> None:
+    @click.option("--admin", is_flag=True, help="May see and change every tenant's requests, budgets and runs.")
+    def create(name: str, admin: bool) -> None:
         """Create a key; it is printed once and cannot be shown again."""
-        key_id, key = create_key(api_keys(), name)
-        click.echo(f"Created {key_id} ({name}). Store this key now, it will not be shown again:\n{key}")
+        key_id, key = create_key(api_keys(), name, admin=admin)
+        label = f"{name}, admin" if admin else name
+        click.echo(f"Created {key_id} ({label}). Store this key now, it will not be shown again:\n{key}")
 
     @keys.command("list")
     def list_keys() -> None:
         """List keys (ids, names, prefixes; never the keys)."""
         for row in api_keys().list():
             state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
-            click.echo(f"{row['id']}  {row['prefix']}...  {row['name']}  {state}")
+            click.echo(f"{row['id']}  {row['prefix']}...  {row['name']}  {state}{'  admin' if row['admin'] else ''}")
 
     @keys.command("revoke")
     @click.argument("key_id")

@@ -88,10 +88,10 @@ BENCHMARK_RUN = json_object("A benchmark run: status (pending, running, complete
 
 
 @bp.post("/compare", responses={200: json_object("Each model's results, the scores and the winner")})
-def compare(body: CompareRequest):  # noqa: ANN201
+def compare(body: CompareRequest) -> Response:
     """Run one prompt on several models side by side, score the answers and pick a winner."""
     comparison = services().comparator.compare_models(
-        body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=body.weights,
+        body.models, body.prompt, scorers=body.scorers, reference=body.reference, weights=_weights(body.weights),
         repetitions=body.repetitions, user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"),
         **body.generation(),
     )
@@ -99,26 +99,26 @@ def compare(body: CompareRequest):  # noqa: ANN201
 
 
 @bp.get("/comparisons", responses={200: json_object("The newest comparisons")})
-def list_comparisons(query: ListQuery):  # noqa: ANN201
+def list_comparisons(query: ListQuery) -> Response:
     """Past comparisons, newest first, optionally those that included `model`."""
     rows = services().comparison_store.list_comparisons(query.limit, model=query.model)
     return jsonify({"comparisons": rows, "count": len(rows)})
 
 
 @bp.get("/comparisons/leaderboard", responses={200: json_object("Win rates and Elo ratings per model")})
-def leaderboard():  # noqa: ANN201
+def leaderboard() -> Response:
     """Models ranked by Elo rating over all comparisons."""
     return jsonify({"leaderboard": services().comparison_store.leaderboard(), "rating": "elo"})
 
 
 @bp.get("/comparisons/<int:comparison_id>", responses={200: json_object("One comparison with its results")})
-def get_comparison(path: ComparisonPath):  # noqa: ANN201
+def get_comparison(path: ComparisonPath) -> Response:
     """One stored comparison."""
     return jsonify(services().comparison_store.get_comparison(path.comparison_id))
 
 
 @bp.post("/benchmarks", responses={202: BENCHMARK_RUN})
-def start_benchmark(body: BenchmarkRequest):  # noqa: ANN201
+def start_benchmark(body: BenchmarkRequest) -> Response:
     """Start a benchmark run in the background; poll the `Location` for progress and the report."""
     if body.items is not None:
         dataset = parse_dataset([json.dumps(item) for item in body.items], "inline")
@@ -139,21 +139,21 @@ def resume_benchmark(path: BenchmarkPath) -> Response:
 
 
 @bp.get("/benchmarks", responses={200: json_object("The newest benchmark runs")})
-def list_benchmarks(query: ListQuery):  # noqa: ANN201
+def list_benchmarks(query: ListQuery) -> Response:
     """Benchmark runs, newest first."""
     rows = [_public_run(run) for run in services().comparison_store.list_benchmarks(query.limit)]
     return jsonify({"benchmarks": rows, "count": len(rows)})
 
 
 @bp.get("/benchmarks/<int:run_id>", responses={200: BENCHMARK_RUN})
-def get_benchmark(path: BenchmarkPath):  # noqa: ANN201
+def get_benchmark(path: BenchmarkPath) -> Response:
     """A benchmark run's status and progress, and its report once completed."""
     return jsonify(_public_run(services().comparison_store.get_benchmark(path.run_id)))
 
 
 @bp.get("/benchmarks/<int:run_id>/report.md",
         responses={200: text_body("text/markdown", "The benchmark report as Markdown")})
-def benchmark_report(path: BenchmarkPath):  # noqa: ANN201
+def benchmark_report(path: BenchmarkPath) -> Response:
     """A completed benchmark's report as Markdown; 409 while it still runs."""
     run_id = path.run_id
     run = services().comparison_store.get_benchmark(run_id)
@@ -169,6 +169,10 @@ def _accepted(run_id: int) -> Response:
     response.status_code = 202
     response.headers["Location"] = url_for("comparison.get_benchmark", run_id=run_id)
     return response
+
+
+def _weights(weights: dict[Literal["quality", "latency", "cost"], float] | None) -> dict[str, float] | None:
+    return dict[str, float](weights.items()) if weights is not None else None
 
 
 def _public_run(run: dict[str, Any]) -> dict[str, Any]:

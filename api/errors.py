@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -36,7 +36,7 @@ class ApiError(AppError):
         super().__init__(message, details=details, code=code, http_status=status_code)
 
 
-def error_response(error: AppError, headers: dict[str, str] | None = None):  # noqa: ANN201
+def error_response(error: AppError, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.http_status
     for name, value in (headers or {}).items():
@@ -46,15 +46,15 @@ def error_response(error: AppError, headers: dict[str, str] | None = None):  # n
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
-    def _app_error(error: AppError):  # noqa: ANN202
+    def _app_error(error: AppError) -> Response:
         return error_response(error)
 
     @app.errorhandler(ValidationError)
-    def _invalid_value(error: ValidationError):  # noqa: ANN202 - a value built from input failed a model's rule
+    def _invalid_value(error: ValidationError) -> Response:  # a value built from input failed a model's rule
         return error_response(InvalidInputError(validation_fields(error)))
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # noqa: ANN202
+    def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code = HTTP_CODES.get(status, "http_error")
         headers = dict(error.get_headers()) if status == 405 else {}
@@ -62,6 +62,6 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(ApiError(status, code, error.description or code), headers)
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # noqa: ANN202
+    def _unexpected(error: Exception) -> Response:
         log.exception("Unhandled error")
         return error_response(ApiError(500, "internal_error", "An internal error occurred"))

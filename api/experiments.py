@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
@@ -83,7 +83,7 @@ EXPERIMENT = json_object("The experiment with its variants, weights and status")
 
 
 @bp.post("/experiment", responses={201: json_object("The new experiment's id")})
-def create_experiment(body: CreateExperimentBody):  # noqa: ANN201
+def create_experiment(body: CreateExperimentBody) -> tuple[Response, int]:
     """Create an experiment in draft (a spec) or running (the original two-model body)."""
     manager = services().experiments
     spec = body.root
@@ -95,41 +95,41 @@ def create_experiment(body: CreateExperimentBody):  # noqa: ANN201
 
 
 @bp.get("/experiments", responses={200: json_object("Every experiment")})
-def list_experiments():  # noqa: ANN201
+def list_experiments() -> Response:
     """All experiments."""
     experiments = services().experiments.list_experiments()
     return jsonify({"status": "success", "experiments": experiments, "count": len(experiments)})
 
 
 @bp.get("/experiment/<int:experiment_id>", responses={200: EXPERIMENT})
-def get_experiment(path: ExperimentPath):  # noqa: ANN201
+def get_experiment(path: ExperimentPath) -> Response:
     """One experiment."""
     return jsonify({"status": "success", "experiment": services().experiments.get_experiment(path.experiment_id)})
 
 
 @bp.post("/experiment/<int:experiment_id>/<any(start, pause, complete):action>", responses={200: EXPERIMENT})
-def change_status(path: TransitionPath):  # noqa: ANN201
+def change_status(path: TransitionPath) -> Response:
     """Start, pause or complete an experiment."""
     experiment = services().experiments.transition(path.experiment_id, path.action)
     return jsonify({"status": "success", "experiment": experiment})
 
 
 @bp.put("/experiment/<int:experiment_id>/weights", responses={200: EXPERIMENT})
-def set_weights(path: ExperimentPath, body: WeightsBody):  # noqa: ANN201
+def set_weights(path: ExperimentPath, body: WeightsBody) -> Response:
     """Change the traffic weights of a running experiment's variants."""
     experiment = services().experiments.set_weights(path.experiment_id, body.weights)
     return jsonify({"status": "success", "experiment": experiment})
 
 
 @bp.post("/experiment/<int:experiment_id>/test", responses={200: json_object("The variant served and its result")})
-def test_experiment(path: ExperimentPath, body: TrafficTestBody):  # noqa: ANN201
+def test_experiment(path: ExperimentPath, body: TrafficTestBody) -> Response:
     """Route one prompt for `user_id` through the experiment and generate with the chosen variant."""
     result = services().traffic_router.run_experiment(path.experiment_id, body.user_id, body.prompt)
     return jsonify({"status": "success", **result})
 
 
 @bp.post("/experiment/<int:experiment_id>/record", responses={200: json_object("The recorded outcome(s)")})
-def record_result(path: ExperimentPath, body: RecordBody):  # noqa: ANN201
+def record_result(path: ExperimentPath, body: RecordBody) -> Response:
     """Record one outcome, or a batch under `outcomes`; repeated idempotency keys are not counted twice."""
     manager, outcome = services().experiments, body.root
     if isinstance(outcome, OutcomeBatch):
@@ -141,7 +141,7 @@ def record_result(path: ExperimentPath, body: RecordBody):  # noqa: ANN201
 
 
 @bp.get("/experiment/<int:experiment_id>/stats", responses={200: json_object("Per-variant statistics and tests")})
-def experiment_stats(path: ExperimentPath):  # noqa: ANN201
+def experiment_stats(path: ExperimentPath) -> Response:
     """The experiment's statistics: per-variant metrics, significance tests and the recommendation."""
     experiment_id = path.experiment_id
     stats = services().experiments.get_experiment_stats(experiment_id)

@@ -9,8 +9,9 @@ from typing import Any, Literal
 from flask import Response, g, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from api.openapi import ApiBlueprint, event_stream
+from api.openapi import ApiBlueprint, OpenApiConfigDict, event_stream
 from api.services import services
+from api.tenancy import tenant
 from core.errors import AppError
 from models.base_model import StreamResponse
 from models.messages import MAX_MESSAGES, GenerationRequest, Message
@@ -22,7 +23,7 @@ bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 class GenerateRequest(GenerationParams):
     """A `prompt` (with an optional `system`) or a `messages` conversation, plus any generation parameter."""
 
-    model_config = ConfigDict(extra="forbid", openapi_extra={
+    model_config = OpenApiConfigDict(extra="forbid", openapi_extra={
         "example": {"prompt": "Say hello in French.", "max_tokens": 32, "temperature": 0.2},
     })
 
@@ -56,7 +57,7 @@ class StreamEvent(BaseModel):
 class GenerateResponse(BaseModel):
     """One recorded call; with `stream: true` the answer is server-sent events instead."""
 
-    model_config = ConfigDict(openapi_extra={"content": event_stream(StreamEvent)})
+    model_config = OpenApiConfigDict(openapi_extra={"content": event_stream(StreamEvent)})
 
     status: str
     response: str
@@ -98,7 +99,7 @@ class RequestsQuery(BaseModel):
 
 
 @bp.get("/models", responses={200: ModelsResponse})
-def list_models():  # noqa: ANN201
+def list_models() -> Response:
     """Registered models with their aliases, capabilities and prices."""
     registry = services().registry
     details = registry.describe()
@@ -109,12 +110,13 @@ def list_models():  # noqa: ANN201
 
 
 @bp.post("/generate", responses={200: GenerateResponse})
-def generate(body: GenerateRequest):  # noqa: ANN201
+def generate(body: GenerateRequest) -> Response:
     """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
     model = services().registry.get_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
-    context = CallContext(source="api", user_id=body.user_id, tags=body.tags, api_key_id=g.get("api_key_id"))
+    tags = tuple(body.tags) if body.tags is not None else None
+    context = CallContext(source="api", user_id=body.user_id, tags=tags, api_key_id=g.get("api_key_id"))
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)
@@ -142,9 +144,10 @@ def _event(payload: dict) -> str:
 
 
 @bp.get("/requests", responses={200: RequestsResponse})
-def list_requests(query: RequestsQuery):  # noqa: ANN201
-    """The newest request-log rows, filtered by model, status, source or user."""
+def list_requests(query: RequestsQuery) -> Response:
+    """The newest request-log rows, filtered by model, status, source or user; a managed key sees only its own."""
     rows = services().request_log.list(
-        query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id
+        query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id,
+        api_key_id=tenant(),
     )
     return jsonify({"requests": rows, "count": len(rows)})

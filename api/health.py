@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import Response, current_app, jsonify
 from pydantic import BaseModel, Field
 
 from api.openapi import ApiBlueprint
@@ -31,17 +31,17 @@ class HealthResponse(BaseModel):
 
 
 @bp.get("/", responses={200: IndexResponse})
-def index():  # noqa: ANN201
+def index() -> Response:
     """The service name, version and every route."""
     endpoints = sorted(
-        {f"{' '.join(sorted(rule.methods - {'HEAD', 'OPTIONS'}))} {rule.rule}"
+        {f"{' '.join(sorted((rule.methods or set()) - {'HEAD', 'OPTIONS'}))} {rule.rule}"
          for rule in current_app.url_map.iter_rules() if rule.endpoint != "static"}
     )
     return jsonify({"service": SERVICE_NAME, "version": VERSION, "endpoints": endpoints})
 
 
 @bp.get("/health", responses={200: HealthResponse, 503: HealthResponse})
-def health():  # noqa: ANN201
+def health() -> tuple[Response, int]:
     """Database reachability and the registered models; 503 when the database is unreachable."""
     svc = services()
     database_ok = ping(svc.engine)

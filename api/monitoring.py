@@ -75,14 +75,14 @@ class HistoryQuery(RangeQuery):
 
 
 @bp.get("/api/metrics", responses={200: json_object("Requests, success rate, latency percentiles, tokens, cost")})
-def metrics(query: RangeQuery):  # noqa: ANN201
+def metrics(query: RangeQuery) -> Response:
     """Metrics over a window (all time by default), overall and per model."""
     window = query.window or (None if query.since or query.until else "all")
     return jsonify({"window": window, **services().metrics.report(query.span(), query.canonical_model())})
 
 
 @bp.get("/api/metrics/history", responses={200: json_object("One point per hour or day")})
-def metrics_history(query: HistoryQuery):  # noqa: ANN201
+def metrics_history(query: HistoryQuery) -> Response:
     """Metrics per hour (last 24h by default) or per day (last 30d)."""
     span = query.span("24h" if query.bucket == "hour" else "30d")
     points = services().metrics.history(span, query.bucket, query.canonical_model())
@@ -90,7 +90,7 @@ def metrics_history(query: HistoryQuery):  # noqa: ANN201
 
 
 @bp.get("/api/costs", responses={200: json_object("Total cost, by model, user, tag and day")})
-def costs(query: RangeQuery):  # noqa: ANN201
+def costs(query: RangeQuery) -> Response:
     """Costs over a window (the last 30 days by default)."""
     return jsonify(services().costs.report(query.span(), query.canonical_model()))
 
@@ -98,7 +98,9 @@ def costs(query: RangeQuery):  # noqa: ANN201
 @bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})
 def prometheus_metrics() -> Response:
     """Prometheus metrics (needs a key only when METRICS_REQUIRE_KEY is set)."""
-    return Response(exposition(services().budgets), content_type=CONTENT_TYPE_LATEST)
+    svc = services()
+    body = exposition(svc.budgets, budget_names=svc.settings.metrics_require_key)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.cli.command("purge")

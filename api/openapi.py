@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Annotated, Any
 
 from flask_openapi3 import APIBlueprint, Info, OpenAPI, Tag
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.validation import raise_validation_error, require_json_object
 
@@ -69,6 +69,12 @@ def event_stream(event: type[BaseModel]) -> dict[str, Any]:
     return {"text/event-stream": {"schema": {"type": "object", "properties": {"data": data}, "required": ["data"]}}}
 
 
+class OpenApiConfigDict(ConfigDict, total=False):
+    """A model's config plus `openapi_extra`, which flask-openapi3 adds to the model's response document."""
+
+    openapi_extra: dict[str, Any]
+
+
 class ApiBlueprint(APIBlueprint):
     """An APIBlueprint documenting the shared error responses; views with a `body` model require a JSON object."""
 
@@ -78,8 +84,8 @@ class ApiBlueprint(APIBlueprint):
 
     @staticmethod
     def create_view_func(func: Callable, header: Any, cookie: Any, path: Any, query: Any, form: Any,
-                         body: Any, raw: Any, **kwargs: Any) -> Callable:
-        view = APIBlueprint.create_view_func(func, header, cookie, path, query, form, body, raw, **kwargs)
+                         body: Any, raw: Any, *args: Any, **kwargs: Any) -> Callable:
+        view = APIBlueprint.create_view_func(func, header, cookie, path, query, form, body, raw, *args, **kwargs)
         if body is None:
             return view
 

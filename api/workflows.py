@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import g, jsonify
+from flask import Response, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
@@ -72,60 +72,62 @@ def _engine() -> WorkflowEngine:
 
 def _caller(user_id: str | None = None, tags: list[str] | None = None) -> CallContext:
     """Attribute the run's calls to the requesting API key (and user), like `/api/generate` does."""
-    return CallContext(source="workflow", user_id=user_id, api_key_id=g.get("api_key_id"), tags=tags or None)
+    return CallContext(source="workflow", user_id=user_id, api_key_id=g.get("api_key_id"),
+                       tags=tuple(tags) if tags else None)
 
 
 @bp.post("/workflow", responses={200: RUN_RESULT})
-def run_workflow(body: RunRequest):  # noqa: ANN201
+def run_workflow(body: RunRequest) -> Response:
     """Run a built-in template, inline `steps`, or a saved workflow on `input`."""
     engine, caller = _engine(), _caller(body.user_id, body.tags)
     if body.workflow is not None:
         result = engine.run_saved(body.workflow, body.input, version=body.version, variables=body.variables,
                                   caller=caller)
     else:
-        definition = (WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
-                      else {"name": body.name, "model": body.model, "steps": body.steps})
+        definition: dict[str, Any] = (
+            WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
+            else {"name": body.name, "model": body.model, "steps": body.steps})
         definition["max_tokens"] = body.max_tokens
         result = engine.run(definition, body.input, variables=body.variables, caller=caller)
     return jsonify({"status": "success", "workflow": result})
 
 
 @bp.get("/workflow/templates", responses={200: json_object("The built-in templates by name")})
-def list_templates():  # noqa: ANN201
+def list_templates() -> Response:
     """The built-in workflow templates."""
     templates = WorkflowTemplates.get_all_templates()
     return jsonify({"templates": templates, "count": len(templates)})
 
 
 @bp.post("/workflows", responses={201: json_object("The saved definition and its new version")})
-def save_workflow(body: WorkflowDefinition):  # noqa: ANN201
+def save_workflow(body: WorkflowDefinition) -> tuple[Response, int]:
     """Save a workflow definition as the next version of its name."""
     saved = _engine().save_workflow(body)
     return jsonify({"status": "success", "workflow": saved}), 201
 
 
 @bp.get("/workflows", responses={200: json_object("Saved workflows with their latest versions")})
-def list_workflows():  # noqa: ANN201
+def list_workflows() -> Response:
     """Saved workflows."""
     workflows = _engine().list_workflows()
     return jsonify({"workflows": workflows, "count": len(workflows)})
 
 
 @bp.get("/workflows/<name>", responses={200: json_object("One saved version (the latest by default)")})
-def get_workflow(path: NamePath, query: VersionQuery):  # noqa: ANN201
+def get_workflow(path: NamePath, query: VersionQuery) -> Response:
     """A saved workflow definition."""
     return jsonify({"workflow": _engine().get_workflow(path.name, query.version)})
 
 
 @bp.get("/workflows/<name>/versions", responses={200: json_object("Every saved version of the workflow")})
-def list_versions(path: NamePath):  # noqa: ANN201
+def list_versions(path: NamePath) -> Response:
     """The saved versions of a workflow."""
     versions = _engine().list_versions(path.name)
     return jsonify({"name": path.name, "versions": versions, "count": len(versions)})
 
 
 @bp.get("/workflows/<name>/graph", responses={200: json_object("A Mermaid flowchart of the steps")})
-def workflow_graph(path: NamePath, query: VersionQuery):  # noqa: ANN201
+def workflow_graph(path: NamePath, query: VersionQuery) -> Response:
     """The workflow's steps as a Mermaid graph."""
     saved = _engine().get_workflow(path.name, query.version)
     chart = mermaid(load_definition(saved["definition"]))
@@ -133,19 +135,19 @@ def workflow_graph(path: NamePath, query: VersionQuery):  # noqa: ANN201
 
 
 @bp.get("/workflow/runs", responses={200: json_object("The newest runs")})
-def list_runs(query: RunsQuery):  # noqa: ANN201
+def list_runs(query: RunsQuery) -> Response:
     """Workflow runs, newest first."""
     runs = _engine().list_runs(query.limit, status=query.status, workflow_name=query.workflow)
     return jsonify({"runs": runs, "count": len(runs)})
 
 
 @bp.get("/workflow/runs/<run_id>", responses={200: json_object("One run with its steps")})
-def get_run(path: RunPath):  # noqa: ANN201
+def get_run(path: RunPath) -> Response:
     """A workflow run and its steps."""
     return jsonify({"run": _engine().get_run(path.run_id)})
 
 
 @bp.post("/workflow/runs/<run_id>/resume", responses={200: RUN_RESULT})
-def resume_run(path: RunPath):  # noqa: ANN201
+def resume_run(path: RunPath) -> Response:
     """Resume an interrupted or failed run from its first unfinished step."""
     return jsonify({"status": "success", "workflow": _engine().resume(path.run_id, caller=_caller())})

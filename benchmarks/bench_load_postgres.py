@@ -118,8 +118,8 @@ def run_load(database_url: str, *, requests: int, concurrency: int, workers: int
             server.stop()
             upstream.stop()
     with engine.connect() as conn:
-        rows = dict(conn.execute(select(request_log.c.status, func.count()).where(request_log.c.model == MODEL)
-                                 .group_by(request_log.c.status)).all())
+        by_status = select(request_log.c.status, func.count()).where(request_log.c.model == MODEL)
+        rows: dict[str, int] = dict(conn.execute(by_status.group_by(request_log.c.status)).all())
         spend = conn.execute(select(func.coalesce(func.sum(request_log.c.cost), 0.0))
                              .where(request_log.c.model == MODEL)).scalar_one()
     engine.dispose()

@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
 def _warm(case: Callable[[], WrkResult]) -> None:
     try:
         case()
-    except Exception as exc:  # noqa: BLE001 - the measured run reports the failure
+    except Exception as exc:  # the measured run reports the failure
         print(f"  warm-up failed: {exc}", flush=True)
 
 

@@ -5,7 +5,7 @@ Served with the very same `gunicorn.conf.py`: gunicorn -c gunicorn.conf.py 'benc
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 
 def create_app() -> Flask:
@@ -13,11 +13,11 @@ def create_app() -> Flask:
     app = Flask(__name__)
 
     @app.post("/echo")
-    def echo():  # noqa: ANN202
+    def echo() -> Response:
         return jsonify(request.get_json())
 
     @app.get("/health")
-    def health():  # noqa: ANN202
+    def health() -> Response:
         return jsonify({"status": "healthy"})
 
     return app

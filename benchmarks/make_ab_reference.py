@@ -46,8 +46,11 @@ def main() -> None:
     for p_values in [[0.01, 0.04, 0.03], [0.04, 0.2], [0.001, 0.5, 0.02, 0.049], [0.3]]:
         holm.append({"p_values": p_values, "adjusted": multipletests(p_values, method="holm")[1].tolist()})
     srm = []
-    for counts, weights in [([500, 500], [1, 1]), ([540, 460], [1, 1]), ([330, 300, 370], [1, 1, 1]),
-                            ([210, 790], [0.2, 0.8]), ([1100, 900], [0.5, 0.5])]:
+    srm_cases: list[tuple[list[int], list[float]]] = [
+        ([500, 500], [1, 1]), ([540, 460], [1, 1]), ([330, 300, 370], [1, 1, 1]), ([210, 790], [0.2, 0.8]),
+        ([1100, 900], [0.5, 0.5]),
+    ]
+    for counts, weights in srm_cases:
         expected = [sum(counts) * w / sum(weights) for w in weights]
         srm.append({"counts": counts, "weights": weights, "p_value": float(stats.chisquare(counts, expected).pvalue)})
     chance = []

@@ -31,7 +31,7 @@ class Service:
                  log: Path | None = None) -> None:
         self.name = name
         self.log = log
-        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
+        out = open(log, "wb") if log else subprocess.DEVNULL  # closed in stop()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd or ROOT, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -44,7 +44,7 @@ class Service:
             if self.proc.poll() is not None:
                 break
             try:
-                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url, timeout=1) as response:  # loopback only
                     if response.status == 200:
                         return time.monotonic() - self.started
             except OSError:
@@ -61,7 +61,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        if self._out is not subprocess.DEVNULL:
+        if not isinstance(self._out, int):  # a log file, not subprocess.DEVNULL
             self._out.close()
 
 
@@ -161,15 +161,22 @@ def _lua_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _first_group(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if found is None:
+        raise RuntimeError(f"no {pattern!r} in the wrk output:\n{text}")
+    return found.group(1)
+
+
 def run_wrk(url: str, script: Path, connections: int, seconds: float, timeout: float = 5.0) -> WrkResult:
     """One wrk run (1 thread, keep-alive) against a loopback `url`."""
     assert url.startswith("http://127.0.0.1:"), "benchmarks only target loopback addresses"
     argv = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout:g}s", "--latency",
             "-s", str(script), url]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = float(_first_group(r"Requests/sec:\s+([\d.]+)", out))
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    requests = int(_first_group(r"(\d+) requests in", out))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non2xx.group(1)) if non2xx else 0

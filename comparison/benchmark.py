@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from comparison.dataset import BenchmarkItem, Dataset, load_dataset
@@ -188,7 +189,7 @@ class BenchmarkRunner:
         def answer(model: BaseModel) -> dict[str, Any]:
             return score_result(item, model.name, call_once(model, item.prompt, call, context), plan)
 
-        run_concurrently([lambda m=m: answer(m) for m in models], stored)
+        run_concurrently([partial(answer, model) for model in models], stored)
 
 
 def score_result(item: BenchmarkItem, model: str, outcome: GenerationResult | dict[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import Engine, select, update
 
 from comparison.tables import benchmark_results, benchmark_runs
 from storage.clock import utcnow
-from storage.database import read, write
+from storage.database import inserted_id, read, write
 from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, any_abandoned, refresh_heartbeats
 
 RESULT_FIELDS = ("item_id", "task", "model", "request_id", "status", "response", "score", "correct",
@@ -25,10 +26,10 @@ class BenchmarkRepository:
     def create(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any]) -> int:
         now = utcnow()
         with write(self.engine) as conn:
-            return int(conn.execute(benchmark_runs.insert().values(
+            return inserted_id(conn.execute(benchmark_runs.insert().values(
                 created_at=now, updated_at=now, status="pending", dataset=dataset, models=models,
                 params=params, total=total, completed=0,
-            )).inserted_primary_key[0])
+            )))
 
     def claim(self, run_id: int, owner: str, statuses: tuple[str, ...] = ("pending",)) -> bool:
         """Atomically move a run in one of `statuses` to `running` for `owner` (with a first heartbeat); False if
@@ -90,7 +91,7 @@ class BenchmarkRepository:
         with read(self.engine) as conn:
             return [_iso(dict(row)) for row in conn.execute(query).mappings()]
 
-    def results(self, run_id: int) -> list[dict[str, Any]]:
+    def results(self, run_id: int) -> builtins.list[dict[str, Any]]:
         query = select(*(benchmark_results.c[k] for k in RESULT_FIELDS)).where(benchmark_results.c.run_id == run_id)
         with read(self.engine) as conn:
             return [dict(row) for row in conn.execute(query.order_by(benchmark_results.c.id)).mappings()]

@@ -49,10 +49,6 @@ class ComparisonStore:
     def list_comparisons(self, limit: int = 50, *, model: str | None = None) -> list[dict[str, Any]]:
         return self.comparisons.list(limit, model=model)
 
-    def win_rates(self) -> dict[str, float]:
-        """Wins divided by comparisons entered, per model."""
-        return {row["model"]: row["win_rate"] for row in self.leaderboard()}
-
     def ratings(self) -> dict[str, float]:
         """Elo per model from all pairwise outcomes so far."""
         return elo_ratings((p.model_a, p.model_b, p.score_a) for p in self.comparisons.pairs())

@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from comparison.errors import InvalidDatasetError, InvalidScorerError
 from comparison.scorers import build_reference_scorer
 
 BUILTIN_DATASET = Path(__file__).resolve().parent / "datasets" / "builtin.jsonl"
-BUILTIN_NAME = "builtin"
+BUILTIN_NAME: Final = "builtin"
 
 
 @dataclass(frozen=True)

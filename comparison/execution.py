@@ -43,7 +43,7 @@ def call_once(model: BaseModel, prompt: str, params: PromptParams,
     try:
         request = GenerationRequest.build(prompt, system=params.system, params=params.only_generation())
         return model.run(request, context.model_copy(update={"request_id": request_id})).result
-    except Exception as exc:  # noqa: BLE001 - a failing model is reported with its error, never fatal
+    except Exception as exc:  # a failing model is reported with its error, never fatal
         return {"code": getattr(exc, "code", type(exc).__name__), "message": str(exc), "request_id": request_id}
 
 

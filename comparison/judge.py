@@ -7,6 +7,7 @@ which cancels the judge's position bias; a disagreement is a tie.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ def _ask(judge: BaseModel, prompt: str) -> _Reply:
     try:
         result = judge.generate(prompt, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, source="comparison",
                                 request_id=request_id, tags=["judge"])
-    except Exception as exc:  # noqa: BLE001 - a failing judge leaves the answer ungraded, never fails the run
+    except Exception as exc:  # a failing judge leaves the answer ungraded, never fails the run
         return _Reply(None, request_id, f"judge failed: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
     return _Reply(result.response, result.request_id, cost=result.cost)
 
@@ -140,7 +141,7 @@ def combine_verdicts(forward: str | None, backward: str | None) -> str:
     return "tie"
 
 
-def judge_threshold(spec: dict[str, Any]) -> float:
+def judge_threshold(spec: Mapping[str, Any]) -> float:
     """The pass mark of a judge spec, given on the 1-10 scale (default 7)."""
     value = spec.get("threshold", 7)
     if not isinstance(value, int | float) or isinstance(value, bool) or not 1 <= value <= 10:

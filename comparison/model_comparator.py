@@ -137,7 +137,8 @@ class ModelComparator:
 def _entry(run: ModelRun, scores_per_answer: list[list[Score]]) -> dict[str, Any]:
     """One model's line of the result, in the original shape plus latency spread, scores and errors."""
     stats = latency_stats([r.latency for r in run.results])
-    costs = [r.cost for r in run.results]
+    known_costs = [r.cost for r in run.results if r.cost is not None]
+    all_costs_known = bool(run.results) and len(known_costs) == len(run.results)
     first = run.results[0] if run.results else None
     scores = _aggregate(scores_per_answer)
     entry: dict[str, Any] = {
@@ -149,8 +150,8 @@ def _entry(run: ModelRun, scores_per_answer: list[list[Score]]) -> dict[str, Any
         "input_tokens": first.input_tokens if first else None,
         "output_tokens": first.output_tokens if first else None,
         "latency": stats["median"],
-        "cost": sum(costs) / len(costs) if costs and None not in costs else None,
-        "total_cost": sum(costs) if costs and None not in costs else None,
+        "cost": sum(known_costs) / len(known_costs) if all_costs_known else None,
+        "total_cost": sum(known_costs) if all_costs_known else None,
         "request_id": first.request_id if first else (run.errors[0]["request_id"] if run.errors else None),
         "request_ids": run.request_ids,
         "latency_stats": stats,

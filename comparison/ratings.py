@@ -28,7 +28,7 @@ def elo_ratings(outcomes: Iterable[tuple[str, str, float]], *, k: float = K_FACT
 
 def leaderboard(counts: Mapping[str, Mapping[str, int]], ratings: Mapping[str, float]) -> list[dict[str, Any]]:
     """One row per model, best rating first: win rate is wins divided by comparisons entered."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in sorted(set(counts) | set(ratings)):
         c = counts.get(model, {})
         entered = c.get("comparisons", 0)

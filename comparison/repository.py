@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import Engine, case, func, select
 
 from comparison.tables import comparison_entries, comparison_pairs, comparisons
 from storage.clock import utcnow
-from storage.database import read, write
+from storage.database import inserted_id, read, write
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ class ComparisonRepository:
     ) -> int:
         now = utcnow()
         with write(self.engine) as conn:
-            comparison_id = int(conn.execute(comparisons.insert().values(
+            comparison_id = inserted_id(conn.execute(comparisons.insert().values(
                 created_at=now, prompt=prompt, models=models, winner=winner, tie=tie,
                 wall_time=wall_time, total_cost=total_cost, result=result,
-            )).inserted_primary_key[0])
+            )))
             if entries:
                 conn.execute(comparison_entries.insert(), [
                     {"comparison_id": comparison_id, "model": e.model, "status": e.status, "outcome": e.outcome,
@@ -92,7 +93,7 @@ class ComparisonRepository:
                 for row in conn.execute(query).mappings()
             }
 
-    def pairs(self) -> list[PairRow]:
+    def pairs(self) -> builtins.list[PairRow]:
         """Every pairwise outcome in the order it happened, for replaying ratings."""
         query = select(comparison_pairs.c.model_a, comparison_pairs.c.model_b, comparison_pairs.c.score_a)
         with read(self.engine) as conn:

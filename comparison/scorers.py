@@ -47,7 +47,8 @@ class Score:
 class Scorer(Protocol):
     """Grades an answer to `prompt`."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, response: str, prompt: str) -> Score: ...
 

@@ -77,6 +77,7 @@ benchmark_runs = Table(
     Column("owner", String(64)),  # the runner (host, process) executing the run
     Column("heartbeat_at", DateTime),  # NULL: no runner vouches for the run (pending or pre-heartbeat rows)
     Index("ix_benchmark_runs_created_at", "created_at"),
+    Column("api_key_id", String(64)),  # the managed key that owns it; NULL: an admin's, or no keys
 )
 
 benchmark_results = Table(

@@ -1,6 +1,11 @@
 """Settings: read once from the environment and `.env`, validated, and passed down explicitly.
 
 This is the only module that reads `os.environ`. It lives in `core`, the package every layer may import.
+
+Not `pydantic-settings`: keeping this behaviour on it took a custom environment source, a before-validator for
+DATABASE_PATH and this same `.env` + environment merge for `env_value`; it still let GOOGLE_API_KEY in the
+environment beat GEMINI_API_KEY in `.env`, could not forbid unknown fields (it rejects unrelated `.env` lines),
+and was 5x (with a `.env`) to 150x (without) slower per `from_env`.
 """
 
 from __future__ import annotations
@@ -155,7 +160,7 @@ class Settings(BaseModel):
         if "models_file" not in values and environ is None and os.path.isfile(DEFAULT_MODELS_FILE):
             values["models_file"] = os.path.abspath(DEFAULT_MODELS_FILE)  # ambient, like os.environ
         try:
-            settings = cls(**values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(_describe(exc)) from None
         settings._env = {name: value for name, value in source.items() if isinstance(value, str)}

@@ -7,6 +7,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from core.errors import InvalidInputError
 from models.call_path import Call, CallPath, new_request_id
 from models.defaults import default_pricing, managed_call_path
 from models.errors import ContextLengthExceededError, UnsupportedParameterError
@@ -73,7 +74,7 @@ class BaseModel(ABC):
     """
 
     provider: ClassVar[str] = "unknown"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()  # per class; a provider may set it per instance (Gemini)
     supported_params: ClassVar[frozenset[str]] = GenerationParams.COMMON
     context_window: int = 32_768
     max_output_tokens: int = 8_192
@@ -130,13 +131,23 @@ class BaseModel(ABC):
             )
 
     def check_params(self, params: GenerationParams) -> None:
-        """Refuse parameters this provider cannot honour, naming them."""
+        """Refuse parameters this provider cannot honour, naming them, and a `max_tokens` beyond the model's
+        output limit: refused rather than clamped, so an answer is never shorter than asked without saying so
+        (and a budget reservation is never sized on an allowance the model cannot use)."""
         unsupported = sorted(set(params.given()) - self.supported_params)
         if unsupported:
             raise UnsupportedParameterError(
                 [{"field": name, "reason": f"not supported by {self.name} ({self.provider}); supported: "
                                            f"{', '.join(sorted(self.supported_params))}"} for name in unsupported],
                 prefix="Unsupported parameter")
+        if params.max_tokens is not None and params.max_tokens > self.max_output_tokens:
+            raise InvalidInputError.single(
+                "max_tokens", f"{self.name} generates at most {self.max_output_tokens} tokens; "
+                              f"{params.max_tokens} were asked")
+
+    def thinking_allowance(self, params: GenerationParams) -> int:
+        """Tokens a thinking model may think beyond `max_tokens`; 0 for a model that does not think."""
+        return 0
 
     def bind(self, call_path: CallPath) -> None:
         """Route this model's calls through `call_path` (the registry does this on registration)."""

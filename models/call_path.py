@@ -52,13 +52,15 @@ class Call:
         return self.context.api_key_id
 
     def worst_case_cost(self, input_tokens: int) -> float | None:
-        """The most this call can cost with `input_tokens` of input and its whole output allowance."""
+        """The most this call can cost with `input_tokens` of input: its whole output allowance, plus what a
+        thinking model may think on top of it (billed at the output rate), at the tier those tokens reach."""
         pricing = self.model.pricing
         if pricing is None:
             return None
         if pricing.input_per_million == 0 and pricing.output_per_million == 0:
             return 0.0
-        output_allowance = self.request.max_tokens or self.model.max_output_tokens
+        params = self.request.params
+        output_allowance = (params.max_tokens or self.model.max_output_tokens) + self.model.thinking_allowance(params)
         return pricing.cost(input_tokens, output_allowance)
 
 
@@ -168,12 +170,14 @@ class CallPath:
             finish_reason=usage.finish_reason,
             error_type=_error_type(error), error_message=str(error) if error else None,
         )
-        self.request_log.insert(self._record(call, result))
-        for hook in self._hooks:
-            try:
-                hook.after_call(call, result)
-            except Exception:  # an observer must never fail the call it observes
-                log.exception("Call hook %r failed after request %s", hook, call.request_id)
+        try:
+            self.request_log.insert(self._record(call, result))
+        finally:  # even when the log write failed: a guard's reservation must not outlive its call
+            for hook in self._hooks:
+                try:
+                    hook.after_call(call, result)
+                except Exception:  # an observer must never fail the call it observes
+                    log.exception("Call hook %r failed after request %s", hook, call.request_id)
         return result
 
     def _record(self, call: Call, result: GenerationResult) -> RequestRecord:

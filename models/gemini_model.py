@@ -24,6 +24,7 @@ from models.defaults import default_pricing_table
 from models.errors import MissingAPIKeyError
 from models.gemini_errors import is_retryable, map_error
 from models.messages import GenerationRequest
+from models.params import GenerationParams
 from models.pricing import ModelPricing, PricingTable
 from models.results import Usage
 from models.retry import RetryPolicy, forget_usage, retry_call, retrying
@@ -40,6 +41,8 @@ CONFIG_FIELDS = {
     "frequency_penalty": "frequency_penalty",
 }
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# The largest thinking budget of each thinking model (Google's documented maximum; -1, dynamic, stays below it).
+MAX_THINKING_TOKENS = {"gemini-2.5-pro": 32_768, "gemini-2.5-flash": 24_576, "gemini-2.5-flash-lite": 24_576}
 ROLES = {"user": "user", "assistant": "model"}
 
 
@@ -82,6 +85,7 @@ class GeminiModel(BaseModel):
         self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)
         self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name))
         self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
+        self.max_thinking_tokens = MAX_THINKING_TOKENS.get(model_name, 24_576) if _thinks(model_name) else 0
         deadline = StreamDeadline(self.stream_timeout, label=self.label, provider=self.provider)
         self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
             base_url=self.base_url, api_version=API_VERSION, timeout=int(self.timeout * 1000),
@@ -100,6 +104,13 @@ class GeminiModel(BaseModel):
     def label(self) -> str:
         """How messages name the model."""
         return f"Gemini model {self.name!r}"
+
+    def thinking_allowance(self, params: GenerationParams) -> int:
+        """The thinking budget asked for, else the model's largest: Gemini bills thoughts as output tokens,
+        reported apart from the answer's, so a reservation must cover both."""
+        if not self.max_thinking_tokens:
+            return 0
+        return self.max_thinking_tokens if params.thinking_budget is None else params.thinking_budget
 
     def count_tokens(self, text: str) -> int:
         """Gemini's own count (a countTokens request), retried like any other call."""
@@ -149,7 +160,7 @@ class GeminiModel(BaseModel):
             fields["thinking_config"] = types.ThinkingConfig(thinking_budget=params.thinking_budget)
         if params.response_format is not None and params.response_format.wants_json:
             fields["response_mime_type"] = "application/json"
-            fields["response_json_schema"] = params.response_format.schema
+            fields["response_json_schema"] = params.response_format.output_schema
         return types.GenerateContentConfig(
             system_instruction=request.system,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.settings import Settings
 from models.base_model import BaseModel, Capabilities
@@ -20,6 +20,9 @@ from models.messages import GenerationRequest
 from models.params import GenerationParams
 from models.pricing import ModelPricing
 from models.results import Usage
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage, CreateChatCompletionStreamResponse
 
 DEFAULT_NAME = "smollm2-135m-instruct"
 DEFAULT_CONTEXT = 2048
@@ -79,7 +82,8 @@ class _LoadedModel:
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """Exact prompt tokens: the chat template applied as llama.cpp applies it, then tokenized."""
-        return self.tokens(self.formatter(messages=messages).prompt, special=True)
+        chat = cast("list[ChatCompletionRequestMessage]", messages)
+        return self.tokens(self.formatter(messages=chat).prompt, special=True)
 
     def prepare_cache(self, messages: list[dict[str, str]], prompt: list[int]) -> None:
         """Leave in llama.cpp's cache only the template's shared prefix (system turn, user header).
@@ -137,7 +141,7 @@ class LocalModel(BaseModel):
         super().__init__(name or default_name, pricing=pricing)
         self.n_threads = n_threads or os.cpu_count() or 1
         self.context_window = n_ctx
-        self.max_output_tokens = DEFAULT_MAX_TOKENS
+        self.max_output_tokens = n_ctx  # the prompt and the answer share the context
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalModel:
@@ -162,6 +166,8 @@ class LocalModel(BaseModel):
 
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
         """Always streams from llama.cpp: its non-streaming mode can overshoot max_tokens on multibyte text."""
+        from llama_cpp import LogitsProcessorList
+
         loaded = self._loaded
         messages = request.as_dicts()
         options = self._options(request)
@@ -177,14 +183,16 @@ class LocalModel(BaseModel):
                 )
             sampled = _SamplingCounter()
             loaded.prepare_cache(messages, prompt)
-            stream = loaded.llm.create_chat_completion(
-                messages=messages, stream=True, logits_processor=[sampled], **options
-            )
+            stream = cast("Iterator[CreateChatCompletionStreamResponse]", loaded.llm.create_chat_completion(
+                messages=cast("list[ChatCompletionRequestMessage]", messages), stream=True,
+                logits_processor=LogitsProcessorList([sampled]), **options,
+            ))
             for chunk in stream:
                 choice = chunk["choices"][0]
                 usage.finish_reason = choice.get("finish_reason") or usage.finish_reason
-                if choice["delta"].get("content"):
-                    yield choice["delta"]["content"]
+                content = choice["delta"].get("content")
+                if isinstance(content, str) and content:
+                    yield content
             # llama.cpp samples the end-of-generation token too but does not count it as output.
             ended_by_eog = usage.finish_reason == "stop" and "stop" not in options
             usage.set(input=prompt_tokens, output=sampled.steps - int(ended_by_eog))
@@ -194,11 +202,11 @@ class LocalModel(BaseModel):
         params = request.params
         options: dict[str, Any] = {
             **params.model_dump(include=LLAMA_OPTIONS, exclude_none=True),
-            "max_tokens": params.max_tokens or self.max_output_tokens,
+            "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
             "temperature": 0.0 if params.temperature is None else params.temperature,
         }
         if params.response_format is not None and params.response_format.wants_json:
-            schema = params.response_format.schema
+            schema = params.response_format.output_schema
             options["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return options
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Engine, Integer, String, Table, select, update
 
 from storage.clock import utcnow
-from storage.database import metadata, read, write
+from storage.database import inserted_id, metadata, read, write
 
 registered_models = Table(
     "registered_models",
@@ -41,7 +41,7 @@ class ModelStore:
                 conn.execute(update(registered_models).where(registered_models.c.id == existing).values(**values))
                 return int(existing)
             result = conn.execute(registered_models.insert().values(name=name, created_at=now, **values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     def list(self) -> list[dict[str, Any]]:
         with read(self.engine) as conn:

@@ -14,7 +14,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.settings import Settings, SettingsError
-from models.openai_compatible import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, OpenAICompatibleModel
+from models.openai_compatible import (
+    DEFAULT_CONTEXT_WINDOW,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    DEFAULT_TIMEOUT,
+    OpenAICompatibleModel,
+)
+from models.params import MAX_TOKENS_LIMIT
 from models.pricing import ModelPricing
 
 if TYPE_CHECKING:
@@ -43,6 +50,8 @@ class ModelEntry(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
+    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1, le=100_000_000)
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=MAX_TOKENS_LIMIT)
 
     @field_validator("base_url")
     @classmethod
@@ -93,6 +102,7 @@ def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | N
         entry.name, base_url=entry.base_url, model=entry.model, api_key=api_key, api_key_env=entry.api_key_env,
         pricing=pricing or entry.pricing, timeout=entry.timeout, max_attempts=entry.max_attempts,
         stream_timeout=settings.stream_timeout,
+        context_window=entry.context_window, max_output_tokens=entry.max_output_tokens,
     )
 
 

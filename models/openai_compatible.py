@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # `import openai` takes ~1 s: the client is built on first us
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_STREAM_TIMEOUT = 600.0
+# Unless the models file says otherwise: a context and an output limit that today's chat models meet.
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 32_768
 # Sent when no key is configured: local servers (Ollama, vLLM, llama.cpp) ignore it, the SDK requires one.
 PLACEHOLDER_KEY = "no-key-configured"
 # Generation parameters sent as chat-completions fields of the same name (`max_tokens` is the field every
@@ -64,6 +67,8 @@ class OpenAICompatibleModel(BaseModel):
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry: RetryPolicy | None = None,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
         """`api_key_env` names the variable the key should come from: without a key, calls then fail saying so.
 
@@ -72,6 +77,8 @@ class OpenAICompatibleModel(BaseModel):
         super().__init__(name, pricing=pricing)
         self.base_url = base_url
         self.upstream_model = model or name
+        self.context_window = context_window
+        self.max_output_tokens = max_output_tokens
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
         self.stream_timeout = float(stream_timeout)
@@ -101,7 +108,9 @@ class OpenAICompatibleModel(BaseModel):
                     # The SDK's platform telemetry headers (X-Stainless-OS, -Arch, -Runtime ...): no server
                     # needs them, and normalizing them costs ~40 us, about 8% of a call (measured).
                     telemetry = [name for name in client.default_headers if name.lower().startswith("x-stainless-")]
-                    self._client = client.with_options(default_headers=dict.fromkeys(telemetry, openai.Omit()))
+                    # Omit() removes a header; the SDK handles it although `default_headers` is typed str only.
+                    omitted = cast("dict[str, str]", dict.fromkeys(telemetry, openai.Omit()))
+                    self._client = client.with_options(default_headers=omitted)
         return self._client
 
     @property

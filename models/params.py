@@ -7,13 +7,12 @@ Numbers are strict: `true` is not 1, and `"5"` is not 5.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import InvalidInputError, validation_fields
 
-SOURCES = ("api", "workflow", "comparison", "experiment", "library")
 Source = Literal["api", "workflow", "comparison", "experiment", "library"]
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -57,7 +56,7 @@ class ResponseFormat(BaseModel):
         return self.type != "text"
 
     @property
-    def schema(self) -> dict[str, Any] | None:
+    def output_schema(self) -> dict[str, Any] | None:
         return self.json_schema.json_schema if self.json_schema else None
 
 
@@ -91,7 +90,7 @@ class GenerationParams(BaseModel):
         return [value] if isinstance(value, str) else value
 
     @classmethod
-    def parse(cls, values: dict[str, Any], *, prefix: str = "") -> GenerationParams:
+    def parse(cls, values: dict[str, Any], *, prefix: str = "") -> Self:
         """Validate library keyword arguments; an unknown or invalid one raises `InvalidInputError` naming it."""
         try:
             return cls.model_validate(values)

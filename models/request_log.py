@@ -141,10 +141,12 @@ class RequestLogRepository:
         status: str | None = None,
         source: str | None = None,
         user_id: str | None = None,
+        api_key_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first, optionally filtered."""
+        """Newest first, optionally filtered (by `api_key_id`: one tenant's calls)."""
         query = select(request_log).order_by(request_log.c.id.desc()).limit(limit)
-        for column, value in (("model", model), ("status", status), ("source", source), ("user_id", user_id)):
+        filters = {"model": model, "status": status, "source": source, "user_id": user_id, "api_key_id": api_key_id}
+        for column, value in filters.items():
             if value is not None:
                 query = query.where(request_log.c[column] == value)
         with read(self.engine) as conn:

@@ -25,7 +25,7 @@ class Usage:
     def set(
         self,
         *,
-        input: int | None = None,  # noqa: A002 - mirrors the provider's vocabulary
+        input: int | None = None,  # shadows the builtin to mirror the provider's vocabulary
         output: int | None = None,
         thinking: int | None = None,
         cached: int | None = None,

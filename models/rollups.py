@@ -72,7 +72,7 @@ rollup_errors = Table(
     Column("count", BigInteger, nullable=False, server_default="0"),
 )
 
-# Spend and volume per user id and per tag ("dimension" is "user" or "tag").
+# Spend and volume per user id, per tag and per API key ("dimension" is "user", "tag" or "api_key").
 rollup_usage = Table(
     "rollup_usage",
     metadata,
@@ -120,6 +120,7 @@ def contributions(row: Mapping[str, Any]) -> dict[str, Any] | None:
     if row.get("ttft") is not None:
         sums.update(ttft_sum=row["ttft"], ttft_count=1)
     keys = [("user", row["user_id"])] if row.get("user_id") else []
+    keys += [("api_key", row["api_key_id"])] if row.get("api_key_id") else []
     keys += [("tag", tag) for tag in sorted({str(t) for t in row.get("tags") or []})]
     usage = {"requests": 1, "tokens": row.get("total_tokens") or 0, "cost": row.get("cost") or 0.0}
     error_type = None if status == "success" else (row.get("error_type") or status)
@@ -127,7 +128,7 @@ def contributions(row: Mapping[str, Any]) -> dict[str, Any] | None:
             "usage_keys": keys, "usage": usage, "error_type": error_type}
 
 
-def apply_rows(conn: Connection, rows: Iterable[tuple[Mapping[str, Any], int]]) -> None:
+def apply_rows(conn: Connection, rows: Iterable[tuple[Mapping[Any, Any], int]]) -> None:
     """Add (sign 1) or remove (sign -1) request-log rows' contributions, inside the caller's transaction.
 
     Contributions to the same rollup row are summed first, so a batch of N calls to one model in one

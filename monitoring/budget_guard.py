@@ -16,6 +16,7 @@ from typing import Any
 from models.call_path import Call
 from models.errors import CallRefusedError
 from models.results import GenerationResult
+from monitoring.budget_store import CallScope
 from monitoring.budgets import BudgetService, spend_in_window
 from monitoring.webhooks import WebhookNotifier
 from monitoring.windows import BudgetWindow, period_window
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 # A reservation older than this belongs to a call whose process died; it no longer holds budget.
 RESERVATION_TTL = timedelta(hours=1)
 EPSILON = 1e-12  # float tolerance, so a call that exactly fills a budget is allowed
-EXTRAS_KEY = "budget_reserved"
+RESERVED_KEY = "budget_reserved"
+APPLICABLE_KEY = "budgets"
 
 
 class BudgetExceededError(CallRefusedError):
@@ -37,7 +39,11 @@ class BudgetExceededError(CallRefusedError):
 
 
 class BudgetGuard:
-    """A `CallHook`: hard limits refuse in `before_call`; `after_call` releases and raises threshold alerts."""
+    """A `CallHook`: hard limits refuse in `before_call`; `after_call` releases and raises threshold alerts.
+
+    The budgets are read with every call (one small query) and again, locked, inside the reservation's
+    transaction: a budget created or changed by any process holds from the next call on.
+    """
 
     def __init__(self, budgets: BudgetService, notifier: WebhookNotifier | None = None, *,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -54,27 +60,28 @@ class BudgetGuard:
         The worst case uses the model's free input bound; only when that would refuse is the input counted
         exactly (for Gemini, a countTokens request), so a call within budget costs no extra round trip.
         """
-        hard = [b for b in self.budgets.applicable(call.model.name, call.user_id) if b["hard_limit"]]
-        if not hard:
+        scope = _scope(call)
+        with read(self.budgets.engine) as conn:
+            applicable = self.store.applicable(conn, scope)
+        call.extras[APPLICABLE_KEY] = applicable
+        if not any(b["hard_limit"] for b in applicable):
             return
         bound = call.worst_case_cost(call.model.input_token_bound(call.request))
         if not bound:  # zero-cost (or unpriced) models are never blocked by cost budgets
             return
         try:
-            self._reserve(call, hard, bound)
+            self._reserve(call, scope, bound)
         except BudgetExceededError:
             exact = call.worst_case_cost(call.model.count_input_tokens(call.request))
             if exact is None or exact >= bound:
                 raise
-            self._reserve(call, hard, exact)
-        call.extras[EXTRAS_KEY] = True
+            self._reserve(call, scope, exact)
 
-    def _reserve(self, call: Call, hard: list[dict[str, Any]], amount: float) -> None:
+    def _reserve(self, call: Call, scope: CallScope, amount: float) -> None:
         now = self.clock()
         with write(self.budgets.engine) as conn:
-            self.store.lock(conn, [b["id"] for b in hard])
-            windows = []
-            for budget in hard:
+            reservations = []
+            for budget in self.store.applicable(conn, scope, hard_only=True):  # fresh and locked
                 window = period_window(budget["period"], now)
                 # Reservations first: a call settling meanwhile commits its cost before dropping its
                 # reservation, so with PostgreSQL's per-statement snapshots it is counted at least once.
@@ -82,21 +89,23 @@ class BudgetGuard:
                 spend = spend_in_window(conn, budget, window)
                 if spend + held + amount > budget["limit_usd"] + EPSILON:
                     raise _refusal(budget, window, spend, held, amount)
-                windows.append((budget, window))
-            for budget, window in windows:
+                reservations.append((budget, window))
+            for budget, window in reservations:
                 self.store.reserve(conn, budget["id"], window.start, call.request_id, amount)
+        call.extras[RESERVED_KEY] = bool(reservations)
 
     def after_call(self, call: Call, result: GenerationResult) -> None:
+        """Settle: the call's real cost is in the request log by now, so its reservation goes."""
         now = self.clock()
-        if call.extras.pop(EXTRAS_KEY, False):
+        if call.extras.pop(RESERVED_KEY, False):
             self.store.release(call.request_id, now - RESERVATION_TTL)
         if result.cost:
-            self.check_alerts(call.model.name, call.user_id, now)
+            self.check_alerts(call.extras.get(APPLICABLE_KEY, []), now)
 
-    def check_alerts(self, model_name: str, user_id: str | None, now: datetime) -> list[dict[str, Any]]:
+    def check_alerts(self, applicable: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """Persist one alert per crossed threshold per window (the database de-duplicates across processes)."""
         created = []
-        for budget in self.budgets.applicable(model_name, user_id):
+        for budget in applicable:
             window = period_window(budget["period"], now)
             pending = [t for t in budget["alert_thresholds"] if not self._seen(budget["id"], window.start, t)]
             if not pending:
@@ -136,6 +145,11 @@ class BudgetGuard:
             "resets_at": window.resets_at,
         }
         self.notifier.send(budget["webhook_url"], payload, alert["id"])
+
+
+def _scope(call: Call) -> CallScope:
+    context = call.context
+    return CallScope(call.model.name, context.user_id, context.api_key_id, tuple(context.tags or ()))
 
 
 def _refusal(budget: dict[str, Any], window: BudgetWindow, spend: float, held: float,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import ConflictError
 from storage.clock import utcnow
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import inserted_id, is_sqlite, metadata, read, write
 
 budgets = Table(
     "budgets",
@@ -46,6 +48,9 @@ budgets = Table(
     Column("webhook_url", String(2000)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    # The managed API key that owns the budget: it sees it and it counts only that key's calls.
+    # NULL: created by an admin (or with no keys configured), it counts every call.
+    Column("api_key_id", String(64)),
 )
 
 budget_reservations = Table(
@@ -80,6 +85,16 @@ budget_alerts = Table(
 )
 
 
+@dataclass(frozen=True)
+class CallScope:
+    """What decides which budgets a call counts against."""
+
+    model: str
+    user_id: str | None = None
+    api_key_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
 class BudgetNameTakenError(ConflictError):
     """Another budget already has this name."""
 
@@ -99,9 +114,8 @@ class BudgetStore:
         now = utcnow()
         with write(self.engine) as conn:
             self._check_name(conn, values["name"], None)
-            new_id = conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now))
-            budget_id = int(new_id.inserted_primary_key[0])
-        return self.get(budget_id)  # type: ignore[return-value]
+            budget_id = inserted_id(conn.execute(budgets.insert().values(**values, created_at=now, updated_at=now)))
+            return dict(conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().one())
 
     def update(self, budget_id: int, **values: Any) -> dict[str, Any] | None:
         with write(self.engine) as conn:
@@ -123,9 +137,34 @@ class BudgetStore:
             row = conn.execute(select(budgets).where(budgets.c.id == budget_id)).mappings().first()
         return dict(row) if row else None
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Every budget, or only those `owner` (an API key id) created."""
+        query = select(budgets).order_by(budgets.c.id)
+        if owner is not None:
+            query = query.where(budgets.c.api_key_id == owner)
         with read(self.engine) as conn:
-            return [dict(row) for row in conn.execute(select(budgets).order_by(budgets.c.id)).mappings()]
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    @staticmethod
+    def applicable(conn: Connection, call: CallScope, *, hard_only: bool = False) -> builtins.list[dict[str, Any]]:
+        """The budgets a call counts against, in id order.
+
+        With `hard_only` inside a write transaction on PostgreSQL it also locks them (FOR UPDATE), so
+        concurrent reservers of a budget serialize; SQLite's BEGIN IMMEDIATE already has.
+        """
+        matches = (budgets.c.scope == "global") | ((budgets.c.scope == "model") & (budgets.c.target == call.model))
+        if call.user_id is not None:
+            matches |= (budgets.c.scope == "user") & (budgets.c.target == call.user_id)
+        if call.api_key_id is not None:
+            matches |= (budgets.c.scope == "api_key") & (budgets.c.target == call.api_key_id)
+        if call.tags:
+            matches |= (budgets.c.scope == "tag") & budgets.c.target.in_(call.tags)
+        query = select(budgets).where(matches).order_by(budgets.c.id)
+        if hard_only:
+            query = query.where(budgets.c.hard_limit.is_(True))
+            if not is_sqlite(conn):
+                query = query.with_for_update()
+        return [dict(row) for row in conn.execute(query).mappings()]
 
     @staticmethod
     def _check_name(conn: Connection, name: str, budget_id: int | None) -> None:
@@ -135,14 +174,6 @@ class BudgetStore:
             raise BudgetNameTakenError(name)
 
     # The pieces below run on the caller's connection, inside its write transaction.
-
-    @staticmethod
-    def lock(conn: Connection, budget_ids: list[int]) -> None:
-        """Serialize reservers of these budgets: row locks on PostgreSQL (SQLite's BEGIN IMMEDIATE already has)."""
-        if not is_sqlite(conn) and budget_ids:
-            conn.execute(
-                select(budgets.c.id).where(budgets.c.id.in_(budget_ids)).order_by(budgets.c.id).with_for_update()
-            )
 
     @staticmethod
     def reserved(conn: Connection, budget_id: int, window_start: datetime, fresh_after: datetime) -> float:
@@ -189,10 +220,13 @@ class BudgetStore:
             conn.execute(update(budget_alerts).where(budget_alerts.c.id == alert_id).values(
                 webhook_status=status, webhook_attempts=attempts, webhook_error=error))
 
-    def alerts(self, limit: int = 100, budget_id: int | None = None) -> list[dict[str, Any]]:
-        """Newest first."""
+    def alerts(self, limit: int = 100, budget_id: int | None = None,
+               budget_ids: builtins.list[int] | None = None) -> builtins.list[dict[str, Any]]:
+        """Newest first; of one budget, or of `budget_ids` (a tenant's) when given."""
         query = select(budget_alerts).order_by(budget_alerts.c.id.desc()).limit(limit)
         if budget_id is not None:
             query = query.where(budget_alerts.c.budget_id == budget_id)
+        if budget_ids is not None:
+            query = query.where(budget_alerts.c.budget_id.in_(budget_ids))
         with read(self.engine) as conn:
             return [dict(row) for row in conn.execute(query).mappings()]

@@ -1,7 +1,8 @@
-"""Budgets: validated definitions, their current window's spend, and a cached view for the call guard."""
+"""Budgets: validated definitions, their ownership and their current window's spend."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,14 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine
 
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import AppError, InvalidInputError, NotFoundError
 from monitoring import rollup_reads
 from monitoring.budget_store import BudgetStore
 from monitoring.webhook_policy import WebhookPolicy, WebhookRefusedError
 from monitoring.windows import BudgetWindow, period_window
 from storage.clock import utcnow
 from storage.database import read
-from storage.ttl_cache import TtlCache
 
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 REQUIRED_FIELDS = ("name", "scope", "period", "limit_usd", "hard_limit", "alert_thresholds")
@@ -33,7 +33,9 @@ def _check_url(value: str | None) -> str | None:
 
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Scope = Literal["global", "model", "user"]
+Scope = Literal["global", "model", "user", "tag", "api_key"]
+# Scopes whose spend is a `rollup_usage` dimension of the same name (api_key: the calls one key made).
+USAGE_SCOPES = ("user", "tag", "api_key")
 Period = Literal["daily", "weekly", "monthly", "total"]
 Limit = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Thresholds = Annotated[
@@ -106,38 +108,40 @@ class BudgetPatch(BaseModel):
 
 
 class BudgetService:
-    """CRUD plus spend per budget window; keeps a short-lived cache of all budgets for the per-call guard.
+    """CRUD plus spend per budget window. No budget is cached: the call guard reads them with every call, so
+    a budget created or changed by any process applies to the very next call everywhere.
 
-    Local changes refresh the cache at once; changes made by another process are seen within `cache_seconds`.
+    `owner` is the API key a tenant acts with: it sees and changes only the budgets it created, and they
+    may only limit its own calls. `owner=None` is an admin (or a service with no keys), who sees all.
     """
 
-    def __init__(self, engine: Engine, *, cache_seconds: float = 1.0, clock: Callable[[], datetime] = utcnow,
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow,
                  webhook_policy: WebhookPolicy | None = None) -> None:
         self.engine = engine
         self.store = BudgetStore(engine)
         self.clock = clock
         self.webhook_policy = webhook_policy or WebhookPolicy()
-        self._cache: TtlCache[list[dict[str, Any]]] = TtlCache(cache_seconds)
 
-    def create(self, spec: BudgetSpec) -> dict[str, Any]:
+    def create(self, spec: BudgetSpec, owner: str | None = None) -> dict[str, Any]:
+        if owner is not None:
+            _check_tenant_scope(spec.scope, spec.target, owner)
         self._check_webhook(spec.webhook_url)
-        budget = self.store.create(**spec.model_dump())
-        self.invalidate()
-        return self.describe(budget)
+        return self.describe(self.store.create(**spec.model_dump(), api_key_id=owner))
 
-    def update(self, budget_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    def update(self, budget_id: int, changes: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
         """Apply a partial update; raises InvalidBudgetError when scope and target no longer fit."""
         for key in REQUIRED_FIELDS:
             if key in changes and changes[key] is None:
                 raise InvalidBudgetError(key, "cannot be null")
-        current = self._existing(budget_id)
+        current = self._existing(budget_id, owner)
         if changes.get("scope") == "global" and "target" not in changes:
             changes = {**changes, "target": None}
         merged = {**current, **changes}
         _check_target(merged["scope"], merged["target"])
+        if owner is not None:
+            _check_tenant_scope(merged["scope"], merged["target"], owner)
         self._check_webhook(changes.get("webhook_url"))
         budget = self.store.update(budget_id, **changes)
-        self.invalidate()
         if budget is None:  # deleted meanwhile
             raise BudgetNotFoundError(budget_id)
         return self.describe(budget)
@@ -154,26 +158,30 @@ class BudgetService:
         except OSError:
             pass
 
-    def delete(self, budget_id: int) -> None:
-        deleted = self.store.delete(budget_id)
-        self.invalidate()
-        if not deleted:
+    def delete(self, budget_id: int, owner: str | None = None) -> None:
+        self._existing(budget_id, owner)
+        if not self.store.delete(budget_id):
             raise BudgetNotFoundError(budget_id)
 
-    def get(self, budget_id: int) -> dict[str, Any]:
-        return self.describe(self._existing(budget_id))
+    def get(self, budget_id: int, owner: str | None = None) -> dict[str, Any]:
+        return self.describe(self._existing(budget_id, owner))
 
-    def _existing(self, budget_id: int) -> dict[str, Any]:
+    def _existing(self, budget_id: int, owner: str | None) -> dict[str, Any]:
+        """The budget, if `owner` may see it: another tenant's budget is as absent as a deleted one."""
         budget = self.store.get(budget_id)
-        if budget is None:
+        if budget is None or (owner is not None and budget["api_key_id"] != owner):
             raise BudgetNotFoundError(budget_id)
         return budget
 
-    def list(self) -> list[dict[str, Any]]:
-        return [self.describe(budget) for budget in self.store.list()]
+    def list(self, owner: str | None = None) -> list[dict[str, Any]]:
+        return [self.describe(budget) for budget in self.store.list(owner)]
 
-    def alerts(self, limit: int = 100, budget_id: int | None = None) -> list[dict[str, Any]]:
-        return [_jsonable(alert) for alert in self.store.alerts(limit, budget_id)]
+    def alerts(self, limit: int = 100, budget_id: int | None = None, owner: str | None = None,
+               ) -> builtins.list[dict[str, Any]]:
+        if budget_id is not None:
+            self._existing(budget_id, owner)
+        visible = None if owner is None else [b["id"] for b in self.store.list(owner)]
+        return [_jsonable(alert) for alert in self.store.alerts(limit, budget_id, visible)]
 
     def describe(self, budget: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         """The budget with its current window: spend, remaining and when it resets."""
@@ -184,18 +192,6 @@ class BudgetService:
                    "spend": spend, "remaining": budget["limit_usd"] - spend}
         return {**_jsonable(budget), "current": current}
 
-    def invalidate(self) -> None:
-        self._cache.clear()
-
-    def all_cached(self) -> list[dict[str, Any]]:
-        """Every budget, re-read at most once per `cache_seconds`: "no budgets" costs one tiny query per second."""
-        return self._cache.get("all", self.store.list)
-
-    def applicable(self, model_name: str, user_id: str | None) -> list[dict[str, Any]]:
-        """Budgets a call of `model_name` by `user_id` counts against, in id order."""
-        return [b for b in self.all_cached() if b["scope"] == "global"
-                or (b["scope"] == "model" and b["target"] == model_name)
-                or (b["scope"] == "user" and user_id is not None and b["target"] == user_id)]
 
 
 def spend_in_window(conn: Connection, budget: dict[str, Any], window: BudgetWindow) -> float:
@@ -203,8 +199,25 @@ def spend_in_window(conn: Connection, budget: dict[str, Any], window: BudgetWind
     scope, target = budget["scope"], budget["target"]
     return rollup_reads.cost_between(
         conn, window.start, window.end, model=target if scope == "model" else None,
-        user_id=target if scope == "user" else None,
+        usage=(scope, target) if scope in USAGE_SCOPES else None,
     )
+
+
+def _check_tenant_scope(scope: str, target: str | None, owner: str) -> None:
+    """A managed key may limit only its own calls: scope `api_key` on itself (admins budget everything)."""
+    if scope != "api_key" or target != owner:
+        raise TenantScopeError(owner)
+
+
+class TenantScopeError(AppError):
+    """A managed key tried to create a budget that would limit other keys' calls."""
+
+    code = "forbidden"
+    http_status = 403
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"A managed API key can only budget its own calls: use scope 'api_key' with target "
+                         f"{owner!r}", details={"scope": "api_key", "target": owner})
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,16 @@ TOKEN_TYPES = {"input": "input_tokens", "output": "output_tokens", "thinking": "
 
 
 class RollupCollector(Collector):
-    """Request, latency, token and cost totals per model, and the remaining amount of every budget."""
+    """Request, latency, token and cost totals per model, and the remaining amount of every budget.
 
-    def __init__(self, budgets: BudgetService) -> None:
+    Budgets are labelled by id unless `budget_names` (the endpoint requires a key): names can say whom a
+    budget is for, which a public scrape must not tell.
+    """
+
+    def __init__(self, budgets: BudgetService, *, budget_names: bool = False) -> None:
         self.budgets = budgets
         self.engine = budgets.engine
+        self.budget_names = budget_names
 
     def collect(self) -> Iterator[Metric]:
         totals = rollup_reads.totals_by_model(self.engine, None, None)
@@ -40,22 +45,24 @@ class RollupCollector(Collector):
             cost.add_metric([model], sums["cost"])
             duration.add_metric([model], _cumulative(sums), sum_value=sums["latency_sum"])
         remaining = GaugeMetricFamily("ai_budget_remaining", "USD left in the budget's current window",
-                                      labels=["budget"])
+                                      labels=["budget"])  # the budget's id, or its name behind a key
         for budget in self.budgets.list():
-            remaining.add_metric([budget["name"]], budget["current"]["remaining"])
+            label = budget["name"] if self.budget_names else str(budget["id"])
+            remaining.add_metric([label], budget["current"]["remaining"])
         yield from (requests, duration, tokens, cost, remaining)
 
 
 def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:
-    buckets, running = [], 0
+    buckets: list[tuple[str, float]] = []
+    running: float = 0
     for column, bound in iter_bucket_bounds():
         running += sums[column]
         buckets.append(("+Inf" if bound == float("inf") else repr(round(bound, 6)), running))
     return buckets
 
 
-def exposition(budgets: BudgetService) -> bytes:
+def exposition(budgets: BudgetService, *, budget_names: bool = False) -> bytes:
     """The text exposition format for one scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RollupCollector(budgets))
+    registry.register(RollupCollector(budgets, budget_names=budget_names))
     return generate_latest(registry)

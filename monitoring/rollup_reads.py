@@ -97,12 +97,14 @@ def usage_by_key(
 
 def cost_between(
     conn: Connection, since: datetime | None, until: datetime | None, *, model: str | None = None,
-    user_id: str | None = None,
+    usage: tuple[str, str] | None = None,
 ) -> float:
-    """Recorded spend in a range, globally, for one model or for one user; runs on the caller's connection."""
-    if user_id is not None:
+    """Recorded spend in a range: globally, for one model, or for one (dimension, key) of `rollup_usage`
+    such as ("user", "ana"); runs on the caller's connection."""
+    if usage is not None:
         table = rollup_usage
-        query = select(func.sum(table.c.cost)).where(table.c.dimension == "user", table.c.key == user_id)
+        dimension, key = usage
+        query = select(func.sum(table.c.cost)).where(table.c.dimension == dimension, table.c.key == key)
     else:
         table = rollup_hourly
         query = select(func.sum(table.c.cost))

@@ -99,9 +99,11 @@ def _rebuild_errors(conn: Connection, hour: Any, scope: list[Any]) -> None:
 def _rebuild_usage(conn: Connection, hour: Any, scope: list[Any]) -> None:
     sums = [func.count().label("requests"), func.sum(func.coalesce(c.total_tokens, 0)).label("tokens"),
             func.sum(func.coalesce(c.cost, 0.0)).label("cost")]
-    users = (select(hour.label("hour"), c.user_id.label("key"), *sums)
-             .where(*scope, c.user_id.is_not(None), c.user_id != "").group_by(hour, c.user_id))
-    rows = [{**row, "dimension": "user"} for row in conn.execute(users).mappings()]
+    rows = []
+    for dimension, column in (("user", c.user_id), ("api_key", c.api_key_id)):
+        per_key = (select(hour.label("hour"), column.label("key"), *sums)
+                   .where(*scope, column.is_not(None), column != "").group_by(hour, column))
+        rows += [{**row, "dimension": dimension} for row in conn.execute(per_key).mappings()]
     tag = _tag_elements(conn).table_valued("value").alias("tag")
     per_row = (select(c.id, hour.label("hour"), tag.c.value.label("key"), c.total_tokens, c.cost)
                .select_from(request_log).join(tag, true()).where(*scope, tag.c.value.is_not(None))

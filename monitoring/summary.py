@@ -10,7 +10,7 @@ from monitoring.histogram import bucket_counts, percentile
 
 
 def merge_sums(parts: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    total = dict.fromkeys(SUM_COLUMNS, 0)
+    total: dict[str, float] = {name: 0 for name in SUM_COLUMNS}
     for part in parts:
         for name in SUM_COLUMNS:
             total[name] += part.get(name, 0)

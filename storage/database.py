@@ -6,17 +6,20 @@ for each operation and never keep a connection between calls.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy import BigInteger, Connection, CursorResult, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings, get_settings
 from storage.sqlite_writer_lock import SQLiteWriterLock
@@ -62,7 +65,7 @@ def _configure_sqlite(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -75,7 +78,9 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         # On the driver connection directly: it runs once per transaction, on the hot path of every call.
-        conn.connection.driver_connection.execute(f"BEGIN {mode}")
+        driver = conn.connection.driver_connection
+        assert driver is not None, "a connection that begins a transaction is open"
+        driver.execute(f"BEGIN {mode}")
 
 
 def get_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
@@ -120,7 +125,15 @@ def write(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _alembic_config(conn: Connection) -> Config:
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The surrogate key of the row a single-row INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the statement inserted no row")
+    return int(key[0])
+
+
+def _alembic_config(conn: Connection | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = conn
@@ -130,7 +143,7 @@ def _alembic_config(conn: Connection) -> Config:
 def pending_migrations(engine: Engine) -> bool:
     with read(engine) as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
-    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    script = ScriptDirectory.from_config(_alembic_config(None))
     return current != set(script.get_heads())
 
 
@@ -155,5 +168,5 @@ def ping(engine: Engine) -> bool:
         with read(engine) as conn:
             conn.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception:  # any failure means "not reachable"
         return False

@@ -65,7 +65,7 @@ class GroupCommit(Generic[Item]):
                 for entry in batch:
                     try:
                         self._write_batch([entry.item])
-                    except BaseException as single:  # noqa: BLE001 - handed to that item's own caller
+                    except BaseException as single:  # handed to that item's own caller
                         entry.error = single
         finally:
             for entry in batch:

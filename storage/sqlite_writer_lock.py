@@ -4,19 +4,24 @@ SQLite allows a single writer; a connection that finds the lock taken sleeps and
 10 ... 100 ms), so under load writers idle while the lock is free and latency spikes. Taking a
 thread lock, then an advisory `flock` on a file beside the database, makes writers wait in line
 and wake as soon as the previous one commits, across threads and worker processes alike.
+
+Not `filelock`: it polls (a non-blocking flock, then sleep) instead of queueing in the kernel, and opens the
+lock file on every acquisition; measured, an uncontended acquire+release cost ~100 us against ~5 us here,
+and two contending processes ~260-440 us per write against ~210-220 us.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-try:
+if sys.platform == "win32":  # no flock: threads still queue; across processes SQLite's busy handler takes over
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # Windows: threads still queue; across processes SQLite's busy handler takes over
-    fcntl = None  # type: ignore[assignment]
 
 
 class SQLiteWriterLock:
@@ -46,6 +51,7 @@ class SQLiteWriterLock:
     def _file(self) -> int:
         """This process's own descriptor: one inherited across fork would share the lock with the parent."""
         if self._fd is None or self._fd_pid != os.getpid():
-            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # type: ignore[arg-type]
+            assert self.lock_path is not None, "only a lock beside a database file opens one"
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._fd_pid = os.getpid()
         return self._fd

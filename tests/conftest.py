@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -30,7 +31,7 @@ def _postgres_available() -> bool:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -55,9 +56,9 @@ def sqlite_url(tmp_path, migrated_sqlite_file) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     """A fresh schema in the test PostgreSQL database, dropped afterwards."""
-    if not POSTGRES_AVAILABLE:
+    if not POSTGRES_AVAILABLE or POSTGRES_URL is None:
         pytest.skip("PostgreSQL not available (set TEST_POSTGRES_URL)")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_db_engine(POSTGRES_URL)
@@ -93,7 +94,7 @@ def settings(sqlite_url) -> Settings:
 
 
 @pytest.fixture
-def process_env(tmp_path, monkeypatch) -> str:
+def process_env(tmp_path, monkeypatch) -> Iterator[str]:
     """The process settings a plain program gets (environment only, read afresh); returns its database URL."""
     monkeypatch.chdir(tmp_path)  # no .env, no models.yaml
     for name in (*ENV_VARS, "DATABASE_PATH", "GOOGLE_API_KEY"):

@@ -116,7 +116,7 @@ def error_body(code: int, status: str | None = None, message: str | None = None)
 class _Handler(WireHandler):
     wire: GeminiWireServer  # set on the per-server subclass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         version, model, action = self._route(record_body=None)
         if model is None:
             self._json(200, {"models": [_model_info(name) for name in MODELS]})
@@ -125,7 +125,7 @@ class _Handler(WireHandler):
         else:
             self._json(404, error_body(404, message=f"models/{model} is not found"))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:

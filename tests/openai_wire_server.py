@@ -99,7 +99,7 @@ def usage_object(reply: WireReply, messages: list[dict[str, Any]]) -> dict[str, 
 class _Handler(WireHandler):
     wire: OpenAIWireServer  # set on the per-server subclass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.wire._record({"method": "GET", "path": self.path, "headers": dict(self.headers.items()), "json": None})
         if urlsplit(self.path).path.rstrip("/") != "/v1/models":
             return self.send_json(404, error_body(404, f"Unknown path {self.path}"))
@@ -107,7 +107,7 @@ class _Handler(WireHandler):
         self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "wire"}
                                                          for m in models]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")

@@ -38,6 +38,7 @@ def test_wilson_interval_matches_statsmodels(case):
 def _moments(values: list[float]) -> tuple[int, float, float]:
     n = len(values)
     mean, variance = st.moments(n, float(sum(values)), float(sum(v * v for v in values)))
+    assert mean is not None and variance is not None
     return n, mean, variance
 
 

@@ -28,10 +28,10 @@ UPWARD = {
 def _imports(path: Path, *, outside_functions: bool = False) -> set[str]:
     """Top-level names of the modules `path` imports; with `outside_functions`, only those run at import time."""
     tree = ast.parse(path.read_text(), str(path))
-    roots = [tree]
+    roots: list[ast.AST] = [tree]
     if outside_functions:
         roots = [stmt for stmt in tree.body if not isinstance(stmt, ast.FunctionDef | ast.ClassDef)]
-    names = set()
+    names: set[str] = set()
     for node in (node for root in roots for node in ast.walk(root)):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)

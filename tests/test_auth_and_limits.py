@@ -96,7 +96,7 @@ def _redis_available() -> bool:
 
         with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
             return bool(client.ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 

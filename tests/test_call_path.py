@@ -64,7 +64,7 @@ def test_abandoned_stream_is_recorded_as_cancelled(registry, log):
 class RecordingHook:
     def __init__(self, refuse: bool = False):
         self.refuse = refuse
-        self.events = []
+        self.events: list[tuple[str, str | None]] = []
 
     def before_call(self, call):
         self.events.append(("before", call.request_id))

@@ -88,7 +88,8 @@ def test_the_input_is_counted_exactly_only_when_the_free_bound_would_refuse(tmp_
     exact = price.cost(200, 10)
     bound = price.cost(1000 + 16, 10)
     client.post("/api/budgets", json={**TINY_BUDGET, "limit_usd": (exact + bound) / 2})
-    response = client.post("/api/generate", json={"model": "gemini-2.5-flash", "prompt": prompt, "max_tokens": 10})
+    response = client.post("/api/generate", json={"model": "gemini-2.5-flash", "prompt": prompt, "max_tokens": 10,
+                                                   "thinking_budget": 0})
     assert response.status_code == 200, response.get_json()
     assert [r["action"] for r in gemini.requests] == ["countTokens", "generateContent"]
 

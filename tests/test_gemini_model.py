@@ -67,6 +67,7 @@ def make_model(gemini_server, db):
 
 def expected_cost(name: str, input_tokens: int, output_tokens: int, cached: int) -> float:
     p = PRICES.get(name)
+    assert p is not None and p.cached_input_per_million is not None, name
     return ((input_tokens - cached) * p.input_per_million + cached * p.cached_input_per_million
             + output_tokens * p.output_per_million) / 1e6
 
@@ -292,7 +293,7 @@ def test_key_never_leaks_into_repr_errors_logs_or_database(gemini_server, make_m
     errors = []
     for call in (lambda: model.generate("a"), lambda: model.generate("b"),
                  lambda: make_model(timeout=0.1, max_attempts=2).generate("c")):
-        with pytest.raises(Exception) as info:  # noqa: B017 - several error types on purpose
+        with pytest.raises(Exception) as info:  # several error types on purpose
             call()
         errors.append(info.value)
     model.generate("d")

@@ -105,7 +105,8 @@ def test_upgrade_keeps_every_row_and_value(populated_engine: Engine) -> None:
             assert conn.execute(select(table.c.owner, table.c.heartbeat_at)).all() == [(None, None)]
     repo = RequestLogRepository(populated_engine)  # and the code writes next to the old rows
     repo.insert(RequestRecord(request_id="r5", model="m1", provider="fake", source="api", status="success"))
-    assert repo.count() == 5 and repo.get("r1")["tags"] == ["x", "y"]
+    first = repo.get("r1")
+    assert repo.count() == 5 and first is not None and first["tags"] == ["x", "y"]
 
 
 def _rollups(engine: Engine) -> dict[str, list[tuple]]:

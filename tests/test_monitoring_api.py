@@ -158,7 +158,8 @@ def test_prometheus_exposition(client, fake_model, settings):
     fake_model.enqueue("a b c", ProviderUnavailableError("down"))
     client.post("/api/generate", json={"prompt": "one two"})
     client.post("/api/generate", json={"prompt": "one two"})
-    client.post("/api/budgets", json={"name": "ops", "scope": "global", "period": "total", "limit_usd": 1})
+    budget = client.post("/api/budgets", json={"name": "ops", "scope": "global", "period": "total",
+                                               "limit_usd": 1}).get_json()
     response = client.get("/metrics")
     assert response.status_code == 200 and response.content_type.startswith("text/plain")
     body = response.get_data(as_text=True)
@@ -169,8 +170,9 @@ def test_prometheus_exposition(client, fake_model, settings):
     assert re.search(r'ai_model_cost_total\{model="fake-model"\} 8(\.0+)?e-06', body)
     assert 'ai_model_request_duration_seconds_count{model="fake-model"} 2.0' in body
     assert re.search(r'ai_model_request_duration_seconds_bucket\{le="\+Inf",model="fake-model"\} 2\.0', body)
-    remaining = re.search(r'ai_budget_remaining\{budget="ops"\} (\S+)', body)
+    remaining = re.search(rf'ai_budget_remaining\{{budget="{budget["id"]}"\}} (\S+)', body)
     assert remaining and float(remaining.group(1)) == pytest.approx(1 - 8e-06)
+    assert "ops" not in body  # a public scrape names no budget
     other_worker = create_app(settings, {"TESTING": True}).test_client()  # no in-process counters
     assert 'ai_model_requests_total{model="fake-model",status="success"} 1.0' in other_worker.get("/metrics").text
 

@@ -30,7 +30,7 @@ CALL_COST = (1 * 1.0 + 10 * 2.0) / 1e6  # prompt "hello" + 10 output words: wors
 def guarded(engine, settings):
     """A registry on the parametrized database with the budget guard attached, and a slow fake model."""
     local_receivers = WebhookPolicy(allow_private=True)  # the webhook receiver below listens on 127.0.0.1
-    budgets = BudgetService(engine, cache_seconds=0, webhook_policy=local_receivers)
+    budgets = BudgetService(engine, webhook_policy=local_receivers)
     notifier = WebhookNotifier(local_receivers, backoff=0.01, on_result=budgets.store.set_webhook_status)
     guard = BudgetGuard(budgets, notifier)
     registry = ModelRegistry(engine, settings=settings, register_defaults=False,
@@ -137,8 +137,8 @@ def test_one_alert_per_threshold_per_window_even_from_two_processes(guarded, eng
     model.enqueue(*[TEN_WORDS] * 6)
     for _ in range(6):  # a soft budget never blocks: the 6th call exceeds 100% and still runs
         assert _call(model).success
-    second_process = BudgetGuard(BudgetService(engine, cache_seconds=0))
-    assert second_process.check_alerts("fake-model", None, utcnow()) == []
+    second_process = BudgetGuard(BudgetService(engine))
+    assert second_process.check_alerts(budgets.store.list(), utcnow()) == []
     alerts = budgets.alerts()
     assert sorted(a["threshold"] for a in alerts) == [0.5, 0.8, 1.0]
     crossed_at = {a["threshold"]: a["spend"] for a in alerts}
@@ -151,7 +151,7 @@ def webhook_receiver():
     state = {"received": [], "failures_left": 1, "release": threading.Event()}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             state["release"].wait(5)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if state["failures_left"] > 0:

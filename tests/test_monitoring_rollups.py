@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,8 +22,8 @@ BASE = datetime(2026, 3, 10, 12, 0)
 
 
 def _record(model="m1", status="success", minutes=0, **fields) -> RequestRecord:
-    values = dict(input_tokens=10, output_tokens=5, thinking_tokens=1, cached_tokens=2, total_tokens=15,
-                  latency=0.25, cost=0.001)
+    values: dict[str, Any] = dict(input_tokens=10, output_tokens=5, thinking_tokens=1, cached_tokens=2,
+                                  total_tokens=15, latency=0.25, cost=0.001)
     values.update(fields)
     return RequestRecord(request_id=str(uuid.uuid4()), model=model, provider="fake", source="api", status=status,
                          created_at=BASE + timedelta(minutes=minutes), **values)

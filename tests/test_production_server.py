@@ -97,6 +97,7 @@ def test_sigterm_lets_in_flight_requests_finish(server: tuple[Service, int], ups
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES_AVAILABLE, reason="PostgreSQL not available (set TEST_POSTGRES_URL)")
 def test_postgres_four_workers_count_every_request_once_and_hold_the_budget() -> None:
+    assert POSTGRES_URL is not None
     with throwaway_schema(POSTGRES_URL) as url:
         figures = run_load(url, requests=200, concurrency=16, workers=4, limit_usd=0.1)
     assert all(figures["checks"].values()), figures

@@ -29,7 +29,7 @@ def receiver() -> Iterator[dict[str, Any]]:
     state: dict[str, Any] = {"posts": [], "status": 204, "location": None}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state["posts"].append((self.path, self.headers["Host"], body))
             self.send_response(state["status"])
@@ -135,7 +135,7 @@ def test_a_host_that_resolves_only_later_is_refused_when_the_alert_is_sent(engin
         return answers[host]
 
     policy = WebhookPolicy(resolver=resolver)
-    budgets = BudgetService(engine, cache_seconds=0, webhook_policy=policy)
+    budgets = BudgetService(engine, webhook_policy=policy)
     notifier = WebhookNotifier(policy, backoff=0.01, on_result=budgets.store.set_webhook_status)
     registry = ModelRegistry(engine, settings=settings, register_defaults=False,
                              call_path=CallPath(RequestLogRepository(engine), [BudgetGuard(budgets, notifier)]))

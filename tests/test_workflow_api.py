@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.errors import ProviderUnavailableError
 
 
@@ -44,7 +46,7 @@ def test_ad_hoc_steps_with_variables_and_attribution(client, svc, fake_model) ->
     assert row["user_id"] == "u-1" and row["tags"] == ["demo", f"workflow_run:{body['workflow']['run_id']}"]
 
 
-CLIENT_MISTAKES = [
+CLIENT_MISTAKES: list[tuple[dict[str, Any], str | None]] = [
     ({"template": "nope"}, None),
     ({}, "(body)"),
     ({"template": "analysis", "steps": [{"prompt": "x"}]}, "(body)"),

@@ -261,6 +261,7 @@ def _heartbeat_at(engine: Engine, run_id: str) -> datetime | None:
 
 def _states(store: WorkflowStore, run_id: str) -> tuple[str, str]:
     run = store.get_run(run_id)
+    assert run is not None, run_id
     return run["status"], run["steps"][0]["status"]
 
 
@@ -304,7 +305,13 @@ def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, 
     _wait_for(lambda: slow.calls)
     (run_id,) = [r["run_id"] for r in wf.list_runs(status="running") if r["owner"] == wf.owner]
     first = _heartbeat_at(svc.engine, run_id)
-    _wait_for(lambda: _heartbeat_at(svc.engine, run_id) > first)
+    assert first is not None
+
+    def advanced() -> bool:
+        beat = _heartbeat_at(svc.engine, run_id)
+        return beat is not None and beat > first
+
+    _wait_for(advanced)
     assert not slow.spans, "the heartbeat moved only once the step was saved, not while the model call ran"
     thread.join(5)
 

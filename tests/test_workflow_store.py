@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
@@ -26,13 +27,31 @@ def _heartbeat_at(engine: Engine, run_id: str) -> datetime | None:
         return conn.execute(select(workflow_runs.c.heartbeat_at).where(workflow_runs.c.run_id == run_id)).scalar_one()
 
 
+
+def _beat(engine: Engine, run_id: str) -> datetime:
+    beat = _heartbeat_at(engine, run_id)
+    assert beat is not None, run_id
+    return beat
+
+
+def _run(store: WorkflowStore, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    assert run is not None, run_id
+    return run
+
+
+def _definition(store: WorkflowStore, name: str, version: int | None = None) -> dict[str, Any]:
+    definition = store.get_definition(name, version)
+    assert definition is not None, (name, version)
+    return definition
+
 def test_saving_a_name_again_creates_the_next_version(engine) -> None:
     store = WorkflowStore(engine)
     assert store.save_definition("wf", {"v": 1}, "first") == 1
     assert store.save_definition("wf", {"v": 2}) == 2
     assert store.save_definition("other", {"v": 1}) == 1
-    assert store.get_definition("wf")["definition"] == {"v": 2}
-    assert store.get_definition("wf", 1)["description"] == "first"
+    assert _definition(store, "wf")["definition"] == {"v": 2}
+    assert _definition(store, "wf", 1)["description"] == "first"
     assert store.get_definition("wf", 3) is None
     assert [(d["name"], d["version"]) for d in store.list_definitions()] == [("other", 1), ("wf", 2)]
 
@@ -43,7 +62,7 @@ def test_run_totals_are_sums_of_the_steps_recorded_figures(engine) -> None:
     store.update_step("r1", 0, status="succeeded", tokens=10, cost=0.25, latency=1.5, request_id="req-a")
     store.update_step("r1", 1, status="succeeded", tokens=5, cost=None, latency=0.5, parsed={"x": [1]})
     store.finish_run("r1", "succeeded", final_output="done", wall_time=1.25)
-    run = store.get_run("r1")
+    run = _run(store, "r1")
     assert (run["total_tokens"], run["total_cost"], run["total_latency"]) == (15, 0.25, 2.0)
     assert run["wall_time"] == 1.25 and run["finished_at"].endswith("Z")
     assert [s["name"] for s in run["steps"]] == ["a", "b"] and run["steps"][1]["parsed"] == {"x": [1]}
@@ -57,8 +76,8 @@ def test_interrupted_runs_and_resume_claims(engine) -> None:
     store.update_step("left", 0, status="running")
     store.finish_run("done", "succeeded")
     assert store.mark_interrupted().run_ids == ["left"]
-    assert store.get_run("left")["status"] == "interrupted"
-    assert store.get_run("left")["steps"][0]["status"] == "interrupted"
+    assert _run(store, "left")["status"] == "interrupted"
+    assert _run(store, "left")["steps"][0]["status"] == "interrupted"
     assert store.claim_for_resume("left") is True
     assert store.claim_for_resume("left") is False  # already running again
     assert store.claim_for_resume("done") is False
@@ -76,14 +95,14 @@ def test_only_runs_without_a_recent_heartbeat_are_marked_interrupted(engine) -> 
     assert _heartbeat_at(engine, "legacy") is None  # no owner, no heartbeat: like rows from before heartbeats
 
     assert sorted(store.mark_interrupted(timedelta(seconds=60)).run_ids) == ["legacy", "stale"]
-    runs = {run_id: store.get_run(run_id) for run_id in ("live", "stale", "legacy")}
+    runs = {run_id: _run(store, run_id) for run_id in ("live", "stale", "legacy")}
     states = {run_id: (run["status"], run["steps"][0]["status"]) for run_id, run in runs.items()}
     assert states == {"live": ("running", "running"), "stale": ("interrupted", "interrupted"),
                       "legacy": ("interrupted", "interrupted")}
 
     assert store.mark_interrupted().run_ids == []  # the default allows STALE_AFTER of silence
     _set_heartbeat(engine, "live", utcnow() - STALE_AFTER - timedelta(seconds=1))
-    assert store.mark_interrupted().run_ids == ["live"] and store.get_run("live")["steps"][0]["status"] == "interrupted"
+    assert store.mark_interrupted().run_ids == ["live"] and _run(store, "live")["steps"][0]["status"] == "interrupted"
 
 
 def test_claims_heartbeats_and_step_saves_refresh_only_the_owners_runs(engine) -> None:
@@ -94,13 +113,13 @@ def test_claims_heartbeats_and_step_saves_refresh_only_the_owners_runs(engine) -
     _create(store, "legacy")
     store.finish_run("mine", "failed", error="boom")
     assert store.claim_for_resume("mine", "c") is True
-    assert store.get_run("mine")["owner"] == "c" and _heartbeat_at(engine, "mine") is not None
+    assert _run(store, "mine")["owner"] == "c" and _heartbeat_at(engine, "mine") is not None
 
     for run_id in ("mine", "theirs"):
         _set_heartbeat(engine, run_id, past)
     assert store.heartbeat("c") == 1
-    assert _heartbeat_at(engine, "mine") > past and _heartbeat_at(engine, "theirs") == past
+    assert _beat(engine, "mine") > past and _heartbeat_at(engine, "theirs") == past
 
     store.update_step("theirs", 0, status="running")
     store.update_step("legacy", 0, status="running")
-    assert _heartbeat_at(engine, "theirs") > past and _heartbeat_at(engine, "legacy") is None
+    assert _beat(engine, "theirs") > past and _heartbeat_at(engine, "legacy") is None

@@ -73,7 +73,7 @@ def _submit_queued(group_commit: GroupCommit, held: FirstCallHeld, items: list, 
     def run(index: int, item) -> None:
         try:
             submit(item)
-        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt included: it is an outcome here
+        except BaseException as exc:  # KeyboardInterrupt included: it is an outcome here
             outcomes[index] = exc
         else:
             outcomes[index] = None
@@ -239,7 +239,7 @@ def test_request_log_concurrent_inserts_store_every_row_and_rollup(engine):
             start.wait(TIMEOUT)
             for _ in range(25):
                 repo.insert(_record())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer) for _ in range(16)]
@@ -488,19 +488,19 @@ def test_api_key_revocation_applies_at_once_here_and_after_the_ttl_elsewhere(eng
     key_hash = "a" * 64
     here.add("key-1", "ci", key_hash, "amm_abc")
     for store in (here, elsewhere):  # warm both caches
-        assert store.active_id_for(key_hash) == "key-1"
+        assert store.active_for(key_hash).id == "key-1"
         assert store.any_active() is True
 
     assert here.revoke("key-1") is True
-    assert here.active_id_for(key_hash) is None  # refused at once although it was cached
+    assert here.active_for(key_hash) is None  # refused at once although it was cached
     assert here.any_active() is False
-    assert elsewhere.active_id_for(key_hash) == "key-1"  # the other process still serves its cached answer
+    assert elsewhere.active_for(key_hash).id == "key-1"  # the other process still serves its cached answer
     assert elsewhere.any_active() is True
 
     clock.now += 0.1
-    assert elsewhere.active_id_for(key_hash) is None
+    assert elsewhere.active_for(key_hash) is None
     assert elsewhere.any_active() is False
 
     here.add("key-2", "ci", "b" * 64, "amm_def")  # adding clears the cache too
     assert here.any_active() is True
-    assert here.active_id_for("b" * 64) == "key-2"
+    assert here.active_for("b" * 64).id == "key-2"

@@ -42,6 +42,7 @@ class ScriptedServer(Generic[Reply]):
     def base_url(self) -> str:
         assert self._httpd is not None, "server not started"
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}{self.path_prefix}"
 
     def enqueue(self, *replies: Reply) -> Self:
@@ -118,7 +119,7 @@ class WireHandler(BaseHTTPRequestHandler):
     wire: ScriptedServer[Any]  # set on the per-server subclass
     protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
 
     def answer_fault_first(self, fault: Fault | None, *, streaming: bool) -> bool:

@@ -34,8 +34,7 @@ class Runtime:
         return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings))
 
 
-def build_runtime(settings: Settings, engine: Engine | None = None) -> Runtime:
-    engine = engine or get_engine(settings=settings)
+def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     webhooks = WebhookPolicy(allow_private=settings.webhook_allow_private)
     budgets = BudgetService(engine, webhook_policy=webhooks)
     guard = BudgetGuard(budgets, WebhookNotifier(webhooks, on_result=budgets.store.set_webhook_status))
@@ -43,12 +42,13 @@ def build_runtime(settings: Settings, engine: Engine | None = None) -> Runtime:
                    pricing=PricingTable.load(settings), budgets=budgets, hooks=(guard,))
 
 
-_runtimes: dict[tuple[Settings, Engine | None], Runtime] = {}
+_runtimes: dict[tuple[Settings, Engine], Runtime] = {}
 _runtimes_lock = threading.Lock()
 
 
 def runtime_for(settings: Settings, engine: Engine | None = None) -> Runtime:
     """The process-wide runtime of these settings (and engine, when one is given instead of theirs)."""
+    engine = engine or get_engine(settings=settings)
     key = (settings, engine)
     with _runtimes_lock:
         runtime = _runtimes.get(key)

@@ -174,7 +174,7 @@ def check_definition(definition: WorkflowDefinition) -> None:
             if step.when:
                 problems += _check_refs(f"{where}.when", step.when, available, template=False)
             stage_names.add(step.name or "")
-        seen_groups.update(definition.steps[p].group for p in stage if definition.steps[p].group)
+        seen_groups.update(group for group in (definition.steps[p].group for p in stage) if group)
         available |= stage_names
     if problems:
         raise WorkflowValidationError(problems)

@@ -11,7 +11,8 @@ def mermaid(definition: WorkflowDefinition) -> str:
     A stage whose steps all have a `when` may be skipped entirely; a dashed edge shows its input passing on.
     """
     lines = ["flowchart TD", '    input(["input"])']
-    previous, bypass = ["input"], []
+    previous: list[str] = ["input"]
+    bypass: list[str] = []
     for stage in definition.stages():
         steps = [definition.steps[p] for p in stage]
         group = steps[0].group if len(steps) > 1 else None

@@ -83,5 +83,5 @@ def _first_json(text: str) -> Any:
     raise OutputParseError("the output contains no JSON object or array")
 
 
-def _validator_for(schema: dict[str, Any]) -> type:
+def _validator_for(schema: dict[str, Any]) -> Any:
     return validator_for(schema, default=Draft202012Validator)

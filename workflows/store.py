@@ -30,7 +30,6 @@ from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
 from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, any_abandoned, refresh_heartbeats
 
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 RESUMABLE = ("failed", "interrupted")
 
 workflow_definitions = Table(
@@ -69,6 +68,7 @@ workflow_runs = Table(
     Column("heartbeat_at", DateTime),  # NULL: no driver vouches for the run (ownerless or pre-heartbeat rows)
     Index("ix_workflow_runs_status", "status"),
     Index("ix_workflow_runs_created_at", "created_at"),
+    Column("api_key_id", String(64)),  # the managed key that owns it; NULL: an admin's, or no keys
 )
 
 workflow_run_steps = Table(
