@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # keep the documented key order in responses
     app.extensions[EXTENSION_KEY] = build_services(settings)
+    app.before_request(services(app).sweeper.ensure_started)  # in each worker, not in a pre-fork master
     app.extensions[KEYS_EXTENSION_KEY] = ApiKeyStore(services(app).engine)
     register_error_handlers(app)
     register_request_context(app)

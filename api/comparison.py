@@ -2,7 +2,8 @@
 
 `POST /api/benchmarks` answers 202 at once and runs the benchmark on a background thread; poll
 `GET /api/benchmarks/<id>` for `progress` and, when `status` is `completed`, the `report`. A run's `status` is
-`pending`, `running`, `completed`, `failed` or `interrupted` (the process executing it stopped; it does not resume).
+`pending`, `running`, `completed`, `failed` or `interrupted` (the process executing it stopped);
+`POST /api/benchmarks/<id>/resume` finishes a failed or interrupted run without asking again what it has.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class BenchmarkPath(BaseModel):
 
 
 BENCHMARK_RUN = json_object("A benchmark run: status (pending, running, completed, failed or interrupted: the "
-                            "process executing it stopped), progress, params and, once completed, the report")
+                            "process executing it stopped; both resume), progress, params and, once completed, "
+                            "the report")
 
 
 @bp.post("/compare", responses={200: json_object("Each model's results, the scores and the winner")})
@@ -126,11 +128,14 @@ def start_benchmark(body: BenchmarkRequest) -> Response:
         body.models, dataset.select(tasks=body.tasks, limit=body.limit), temperature=body.temperature,
         max_tokens=body.max_tokens, quality_bar=body.quality_bar,
     )
-    run = _public_run(services().comparison_store.get_benchmark(run_id))
-    response = jsonify(run)
-    response.status_code = 202
-    response.headers["Location"] = url_for("comparison.get_benchmark", run_id=run_id)
-    return response
+    return _accepted(run_id)
+
+
+@bp.post("/benchmarks/<int:run_id>/resume", responses={202: BENCHMARK_RUN})
+def resume_benchmark(path: BenchmarkPath) -> Response:
+    """Finish a failed or interrupted benchmark run in the background, asking only for the answers it lacks."""
+    services().benchmarks.start_resume(path.run_id)
+    return _accepted(path.run_id)
 
 
 @bp.get("/benchmarks", responses={200: json_object("The newest benchmark runs")})
@@ -156,6 +161,14 @@ def benchmark_report(path: BenchmarkPath) -> Response:
         raise ApiError(409, "benchmark_not_finished", f"Benchmark run {run_id} is {run['status']}",
                        status=run["status"], progress=run["progress"])
     return Response(render_markdown(run["report"]), mimetype="text/markdown")
+
+
+def _accepted(run_id: int) -> Response:
+    """202 with the run record, and its address to poll in `Location`."""
+    response = jsonify(_public_run(services().comparison_store.get_benchmark(run_id)))
+    response.status_code = 202
+    response.headers["Location"] = url_for("comparison.get_benchmark", run_id=run_id)
+    return response
 
 
 def _weights(weights: dict[Literal["quality", "latency", "cost"], float] | None) -> dict[str, float] | None:

@@ -3,7 +3,8 @@
 Progress is the run record's `completed` / `total`, updated with each stored answer; the CLI shows it as a
 progress bar through `on_progress`, and HTTP callers poll the run record while it runs in a background thread.
 A running run records its runner (`owner`) and a `heartbeat_at` the runner refreshes; a run whose runner died
-becomes `interrupted` when the next runner starts.
+becomes `interrupted` (at the next runner's start or the service's next sweep), and `resume` finishes it, asking
+only for the answers it does not have yet.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from comparison.dataset import BenchmarkItem, Dataset, load_dataset
-from comparison.errors import ComparisonConfigError
+from comparison.errors import BenchmarkNotResumableError, ComparisonConfigError
 from comparison.execution import COMPARISON_CONTEXT, call_once, run_concurrently
 from comparison.reports import DEFAULT_QUALITY_BAR, build_report
 from comparison.scoring import ScoringPlan, build_scoring, mean_score
@@ -24,20 +25,22 @@ from models.base_model import BaseModel
 from models.model_registry import ModelRegistry
 from models.params import PromptParams
 from models.results import GenerationResult
-from storage.heartbeat import RunHeartbeat
+from storage.heartbeat import RunHeartbeat, stale_after
 
 if TYPE_CHECKING:
     from comparison.comparison_store import ComparisonStore
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (answers stored so far, total answers)
+RESUMABLE = ("interrupted", "failed")
 
 
 class BenchmarkRunner:
     """Runs benchmarks through the registry and records them in the store.
 
-    Construction marks runs `interrupted` whose executing process stopped beating (it died); runs that another
-    live process is executing, and `pending` runs, are left alone.
+    Construction, `reclaim_interrupted` (which the service's sweep calls) and `resume` mark runs `interrupted`
+    whose executing process stopped beating (it died); runs that another live process is executing, and `pending`
+    runs, are left alone.
     """
 
     def __init__(self, registry: ModelRegistry | None = None, store: ComparisonStore | None = None, *,
@@ -50,15 +53,21 @@ class BenchmarkRunner:
         self.store = store
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
-        self.heartbeat = RunHeartbeat(self.store.benchmark_heartbeat, name="benchmark-heartbeat")
-        self.interrupted_at_start = self.store.mark_interrupted_benchmarks() if recover_interrupted else 0
-        if self.interrupted_at_start:
-            log.warning("Marked %d benchmark run(s) left running as interrupted", self.interrupted_at_start)
+        self.heartbeat = RunHeartbeat(self.store.benchmark_heartbeat, name="benchmark-heartbeat",
+                                      interval=self.registry.settings.run_heartbeat_seconds)
+        self.interrupted_at_start = self.reclaim_interrupted() if recover_interrupted else 0
 
     @property
     def owner(self) -> str:
         """Whom this runner's benchmark runs are recorded as executed by: host, process and runner."""
         return self.heartbeat.owner
+
+    def reclaim_interrupted(self) -> int:
+        """Mark the runs whose runner died `interrupted`, so they can be resumed; returns how many."""
+        marked = self.store.mark_interrupted_benchmarks(stale_after(self.heartbeat.interval))
+        if marked:
+            log.warning("Marked %d benchmark run(s) left running as interrupted", marked)
+        return marked
 
     def create(self, models: Sequence[str], dataset: Dataset | None = None, *, temperature: float | None = 0.0,
                max_tokens: int | None = None, quality_bar: float = DEFAULT_QUALITY_BAR) -> int:
@@ -78,28 +87,60 @@ class BenchmarkRunner:
 
     def execute(self, run_id: int, on_progress: Progress | None = None) -> dict[str, Any]:
         """Run a created benchmark to the end; returns the report (also stored in the run record)."""
+        with self.heartbeat.driving() as owner:
+            if not self.store.claim_benchmark(run_id, owner):  # atomic: two callers cannot both start it
+                status = self.store.get_benchmark(run_id)["status"]
+                raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({status})")
+            return self._drive(run_id, on_progress)
+
+    def resume(self, run_id: int, on_progress: Progress | None = None) -> dict[str, Any]:
+        """Finish a failed or interrupted run; only the answers it does not have yet are asked for."""
+        with self.heartbeat.driving() as owner:
+            self._claim_for_resume(run_id, owner)
+            return self._drive(run_id, on_progress)
+
+    def start_resume(self, run_id: int) -> None:
+        """Claim a failed or interrupted run at once (refusing as `resume` does), then finish it on a background
+        thread; poll the run record for progress."""
+        with self.heartbeat.driving() as owner:
+            self._claim_for_resume(run_id, owner)
+        self._in_background(run_id, lambda: self._drive_owned(run_id))
+
+    def _claim_for_resume(self, run_id: int, owner: str) -> None:
+        if self.store.get_benchmark(run_id)["status"] == "running":
+            self.reclaim_interrupted()  # its runner may have died since the last sweep
+        if not self.store.claim_benchmark(run_id, owner, RESUMABLE):  # atomic, like the first start
+            status = self.store.get_benchmark(run_id)["status"]
+            raise BenchmarkNotResumableError(f"Benchmark run {run_id} is {status}; only failed or interrupted runs "
+                                             "resume", details={"id": run_id, "status": status})
+
+    def _drive_owned(self, run_id: int) -> dict[str, Any]:
+        with self.heartbeat.driving():
+            return self._drive(run_id, None)
+
+    def _drive(self, run_id: int, on_progress: Progress | None) -> dict[str, Any]:
+        """Ask every (item, model) pair the claimed run has no answer for yet, then store the report."""
         run = self.store.get_benchmark(run_id)
         params = run["params"]
         items = [BenchmarkItem(**item) for item in params["items"]]
+        answered = {(result["item_id"], result["model"]) for result in self.store.benchmark_results(run_id)}
 
         def stored(result: dict[str, Any]) -> None:
             completed = self.store.record_benchmark_result(run_id, result)
             if on_progress is not None:
                 on_progress(completed, run["total"])
 
-        with self.heartbeat.driving() as owner:
-            if not self.store.claim_benchmark(run_id, owner):  # atomic: two callers cannot both start it
-                status = self.store.get_benchmark(run_id)["status"]
-                raise ComparisonConfigError(f"Benchmark run {run_id} has already been started ({status})")
-            try:
-                models = [self.registry.require_model(name) for name in run["models"]]
-                for item in items:
-                    self._run_item(run_id, item, models, params, stored)
-                report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])
-            except Exception as exc:
-                self.store.mark_benchmark(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-                raise
-            self.store.mark_benchmark(run_id, "completed", report=report)
+        try:
+            models = [self.registry.require_model(name) for name in run["models"]]
+            for item in items:
+                missing = [model for model in models if (item.id, model.name) not in answered]
+                if missing:
+                    self._run_item(run_id, item, missing, params, stored)
+            report = build_report(run, self.store.benchmark_results(run_id), params["quality_bar"])
+        except Exception as exc:
+            self.store.mark_benchmark(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.mark_benchmark(run_id, "completed", report=report)
         return report
 
     def run(self, models: Sequence[str], dataset: Dataset | None = None, *, on_progress: Progress | None = None,
@@ -111,11 +152,7 @@ class BenchmarkRunner:
     def start(self, models: Sequence[str], dataset: Dataset | None = None, **options: Any) -> int:
         """Create the run and execute it on a background thread; poll the run record for progress."""
         run_id = self.create(models, dataset, **options)
-        thread = threading.Thread(target=self._execute_logged, args=(run_id,), name=f"benchmark-{run_id}",
-                                  daemon=True)
-        with self._lock:
-            self._threads[run_id] = thread
-        thread.start()
+        self._in_background(run_id, lambda: self.execute(run_id))
         return run_id
 
     def wait(self, run_id: int, timeout: float | None = None) -> bool:
@@ -127,9 +164,15 @@ class BenchmarkRunner:
             return not thread.is_alive()
         return True
 
-    def _execute_logged(self, run_id: int) -> None:
+    def _in_background(self, run_id: int, work: Callable[[], object]) -> None:
+        thread = threading.Thread(target=self._logged, args=(run_id, work), name=f"benchmark-{run_id}", daemon=True)
+        with self._lock:
+            self._threads[run_id] = thread
+        thread.start()
+
+    def _logged(self, run_id: int, work: Callable[[], object]) -> None:
         try:
-            self.execute(run_id)
+            work()
         except Exception:  # the run record already says "failed" with the error
             log.exception("Benchmark run %s failed", run_id)
         finally:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, update
 from comparison.tables import benchmark_results, benchmark_runs
 from storage.clock import utcnow
 from storage.database import inserted_id, read, write
-from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
+from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, any_abandoned, refresh_heartbeats
 
 RESULT_FIELDS = ("item_id", "task", "model", "request_id", "status", "response", "score", "correct",
                  "latency", "cost", "tokens", "scores", "error")
@@ -31,13 +31,15 @@ class BenchmarkRepository:
                 params=params, total=total, completed=0,
             )))
 
-    def claim(self, run_id: int, owner: str) -> bool:
-        """Atomically move a pending run to `running` for `owner` (with a first heartbeat); False if taken."""
+    def claim(self, run_id: int, owner: str, statuses: tuple[str, ...] = ("pending",)) -> bool:
+        """Atomically move a run in one of `statuses` to `running` for `owner` (with a first heartbeat); False if
+        it is in none of them (another caller took it)."""
         runs = benchmark_runs.c
         now = utcnow()
         with write(self.engine) as conn:
-            return conn.execute(update(benchmark_runs).where((runs.id == run_id) & (runs.status == "pending"))
-                                .values(status="running", owner=owner, heartbeat_at=now, updated_at=now)).rowcount > 0
+            return conn.execute(update(benchmark_runs).where((runs.id == run_id) & runs.status.in_(statuses)).values(
+                status="running", owner=owner, heartbeat_at=now, updated_at=now, error=None, finished_at=None,
+            )).rowcount > 0
 
     def set_status(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
                    error: str | None = None) -> None:
@@ -62,6 +64,8 @@ class BenchmarkRepository:
         Their runner died. Runs another live process executes keep beating and are left alone; runs without a
         heartbeat (from before heartbeats) count as abandoned; `pending` runs are not touched.
         """
+        if not any_abandoned(self.engine, benchmark_runs, stale_after):
+            return 0
         with write(self.engine) as conn:
             return conn.execute(update(benchmark_runs).where(abandoned(benchmark_runs, stale_after)).values(
                 status="interrupted", error=INTERRUPTED_ERROR, updated_at=utcnow(),

@@ -103,9 +103,9 @@ class ComparisonStore:
         """Store one answer; returns how many answers the run has now (its progress)."""
         return self.benchmarks.add_result(run_id, result)
 
-    def claim_benchmark(self, run_id: int, owner: str) -> bool:
-        """Start a pending run for `owner`; False when another caller already started it."""
-        return self.benchmarks.claim(run_id, owner)
+    def claim_benchmark(self, run_id: int, owner: str, statuses: tuple[str, ...] = ("pending",)) -> bool:
+        """Start a run (pending by default) for `owner`; False when it is not in `statuses` (another caller won)."""
+        return self.benchmarks.claim(run_id, owner, statuses)
 
     def mark_benchmark(self, run_id: int, status: str, *, report: dict[str, Any] | None = None,
                        error: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.errors import ConflictError
 from models.errors import ModelError
 
 
@@ -32,3 +33,9 @@ class ComparisonNotFoundError(ModelError):
 class BenchmarkNotFoundError(ModelError):
     code = "benchmark_not_found"
     http_status = 404
+
+
+class BenchmarkNotResumableError(ConflictError, ModelError):
+    """Only failed or interrupted benchmark runs can be resumed."""
+
+    code = "benchmark_not_resumable"

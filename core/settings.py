@@ -32,6 +32,7 @@ ENV_VARS: dict[str, str] = {
     "GEMINI_BASE_URL": "gemini_base_url",
     "GEMINI_TIMEOUT": "gemini_timeout",
     "GEMINI_MAX_ATTEMPTS": "gemini_max_attempts",
+    "STREAM_TIMEOUT": "stream_timeout",
     "LOCAL_MODEL_PATH": "local_model_path",
     "LOCAL_MODEL_THREADS": "local_model_threads",
     "DEFAULT_MODEL": "default_model",
@@ -52,6 +53,8 @@ ENV_VARS: dict[str, str] = {
     "WEB_PRELOAD": "web_preload",
     "DB_POOL_SIZE": "db_pool_size",
     "DB_MAX_OVERFLOW": "db_max_overflow",
+    "RUN_HEARTBEAT_SECONDS": "run_heartbeat_seconds",
+    "WEBHOOK_ALLOW_PRIVATE": "webhook_allow_private",
 }
 
 
@@ -73,6 +76,8 @@ class Settings(BaseModel):
     gemini_base_url: str | None = None
     gemini_timeout: float = Field(default=60.0, gt=0)
     gemini_max_attempts: int = Field(default=4, ge=1, le=20)
+    # Seconds a streamed answer may take from its first byte to its end (per-read timeouts miss a drip).
+    stream_timeout: float = Field(default=600.0, gt=0)
     local_model_path: str | None = None
     local_model_threads: int | None = Field(default=None, ge=1)
     default_model: str | None = None
@@ -99,6 +104,11 @@ class Settings(BaseModel):
     # max_connections (100 by default); a connection is held only for one short unit of work.
     db_pool_size: int = Field(default=10, ge=1, le=500)
     db_max_overflow: int = Field(default=10, ge=0, le=500)
+    # Workflow and benchmark runs: their driver refreshes a heartbeat this often; every live process sweeps as often,
+    # and marks `interrupted` the runs silent for 4 heartbeats (their process died).
+    run_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    # Let budget webhooks go to loopback, private and link-local addresses (refused by default: SSRF).
+    webhook_allow_private: bool = False
     # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
     _env: dict[str, str] | None = PrivateAttr(default=None)
 

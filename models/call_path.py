@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The error type of a call whose process died before it ended (recorded by whoever finds it abandoned).
+INTERRUPTED = "interrupted"
+
 
 class CallCancelled(Exception):
     """The consumer stopped reading a stream before it ended."""
@@ -140,6 +143,15 @@ class CallPath:
             ttft = first_chunk_at - started if (first_chunk_at and call.request.stream) else None
             result = self._finish(call, usage, "".join(chunks), time.monotonic() - started, ttft, error)
         return result
+
+    def record_interrupted(self, call: Call, reason: str) -> None:
+        """The one row of a call whose process died mid-flight: an error with no usage and no latency (unknown)."""
+        result = GenerationResult(response="", model=call.model.name, provider=call.model.provider,
+                                  request_id=call.request_id, status="error", source=call.context.source,
+                                  error_type=INTERRUPTED, error_message=reason)
+        record = self._record(call, result)
+        record.latency = None
+        self.request_log.insert(record)
 
     def _finish(
         self, call: Call, usage: Usage, text: str, latency: float, ttft: float | None,

@@ -57,6 +57,18 @@ class ProviderError(ModelError):
         self.provider_status = provider_status
 
 
+class MalformedResponseError(ProviderError):
+    """The provider answered 200 with a body that does not parse: not JSON, or not an event stream."""
+
+    EXCERPT_CHARS = 200  # of the body, quoted in the message
+
+    @classmethod
+    def quoting(cls, who: str, body: str, provider: str) -> MalformedResponseError:
+        """The error for `who` answering `body`, whose start the message quotes."""
+        return cls(f"{who} answered with a body that does not parse: {body[:cls.EXCERPT_CHARS]!r}",
+                   details={"provider": provider})
+
+
 class ProviderAuthError(ProviderError):
     code = "provider_auth_error"
     http_status = 502
@@ -81,6 +93,10 @@ class ContextLengthExceededError(InvalidRequestError):
 class ProviderUnavailableError(ProviderError):
     code = "provider_unavailable"
     http_status = 502
+
+
+class ConnectionLostError(ProviderUnavailableError):
+    """The connection broke before the answer was complete (a reset, or a close mid-body): retried like a 503."""
 
 
 class ProviderTimeoutError(ProviderError):

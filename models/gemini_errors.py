@@ -1,19 +1,21 @@
 """Gemini's error mapping and its view of the shared retry policy (`models.retry.RetryPolicy`).
 
-The SDK's `HttpRetryOptions` are built from the policy; the one retry the SDK cannot do (a stream that
-fails before its first chunk) runs through `models.retry.retrying`.
+The SDK's own retries cover neither a connection reset nor a body cut short, so they are off and every call
+runs through `models.retry`; `is_retryable` says which failures it retries.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
 from google.genai import errors as genai_errors
-from google.genai import types
 
 from models.errors import (
+    ConnectionLostError,
     InvalidRequestError,
+    MalformedResponseError,
     ModelError,
     ProviderAuthError,
     ProviderError,
@@ -23,24 +25,17 @@ from models.errors import (
 )
 from models.retry import RetryPolicy
 
-TRANSIENT_TRANSPORT_ERRORS = (httpx2.TimeoutException, httpx2.ConnectError)
-
-
-def sdk_retry_options(policy: RetryPolicy) -> types.HttpRetryOptions:
-    """The policy as the SDK's options: it retries these codes and transport timeouts/connection errors itself."""
-    return types.HttpRetryOptions(
-        attempts=policy.attempts, initial_delay=policy.initial_delay, max_delay=policy.max_delay,
-        exp_base=policy.exp_base, jitter=policy.jitter, http_status_codes=list(policy.status_codes),
-    )
+# Timeouts, refused connections, resets (ReadError, WriteError) and bodies cut short (RemoteProtocolError).
+TRANSIENT_TRANSPORT_ERRORS = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+# What the SDK raises for a 200 whose body is not JSON.
+UNPARSABLE_BODY_ERRORS = (json.JSONDecodeError, genai_errors.UnknownApiResponseError)
 
 
 def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
+    """The policy's status codes, and transport failures a new connection may not repeat."""
     if isinstance(exc, genai_errors.APIError):
         return policy.retries_status(exc.code)
-    return isinstance(exc, TRANSIENT_TRANSPORT_ERRORS)
-
-
-NO_SDK_RETRY = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
+    return isinstance(exc, (*TRANSIENT_TRANSPORT_ERRORS, ConnectionLostError))
 
 
 def map_error(exc: BaseException, *, attempts: int, timeout: float) -> BaseException:
@@ -58,10 +53,14 @@ def map_error(exc: BaseException, *, attempts: int, timeout: float) -> BaseExcep
             details={"provider": "gemini", "timeout": timeout},
         )
     if isinstance(exc, httpx2.TransportError):
+        what = "Cannot reach Gemini" if isinstance(exc, httpx2.ConnectError) else "The connection to Gemini broke"
         return ProviderUnavailableError(
-            f"Cannot reach Gemini ({_attempts(attempts)}): {type(exc).__name__}: {exc}",
+            f"{what} ({_attempts(attempts)}): {type(exc).__name__}: {exc}",
             details={"provider": "gemini"},
         )
+    if isinstance(exc, UNPARSABLE_BODY_ERRORS):  # before ValueError: these are answers, not refused requests
+        body = exc.doc if isinstance(exc, json.JSONDecodeError) else getattr(exc.__cause__, "doc", str(exc))
+        return MalformedResponseError.quoting("Gemini", body, "gemini")
     if isinstance(exc, (ValueError, TypeError)):  # the SDK validates the request before sending it
         return InvalidRequestError(f"Gemini request rejected by the SDK: {exc}", details={"provider": "gemini"})
     return exc

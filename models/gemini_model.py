@@ -2,7 +2,10 @@
 
 Usage: input = promptTokenCount (cached tokens included), cached = cachedContentTokenCount,
 thinking = thoughtsTokenCount, output = candidatesTokenCount + thoughtsTokenCount (thinking is billed
-as output), total = totalTokenCount. Retries and error mapping live in `models.gemini_errors`.
+as output), total = totalTokenCount. Error mapping lives in `models.gemini_errors`.
+
+Retries: the SDK's own are off, because it retries neither a connection reset nor a body cut short;
+every call (streams before their first chunk) goes through `models.retry` with the shared policy.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pydantic import SecretStr
 from core.settings import Settings, get_settings
 from models.base_model import BaseModel, Capabilities
 from models.errors import MissingAPIKeyError
-from models.gemini_errors import NO_SDK_RETRY, is_retryable, map_error, sdk_retry_options
+from models.gemini_errors import is_retryable, map_error
 from models.messages import GenerationRequest
 from models.params import GenerationParams
 from models.pricing import ModelPricing, PricingTable
 from models.results import Usage
-from models.retry import RetryPolicy, forget_usage, retrying
+from models.retry import RetryPolicy, forget_usage, retry_call, retrying
+from models.stream_deadline import StreamDeadline
+from models.streams import require_start
 
 API_VERSION = "v1beta"  # google-genai 3.4.0 defaults to v1; the wire format we speak is v1beta
 CONTEXT_WINDOW = 1_048_576
@@ -61,8 +66,12 @@ class GeminiModel(BaseModel):
         pricing: ModelPricing | None = None,
         settings: Settings | None = None,
         retry: RetryPolicy | None = None,
+        stream_timeout: float | None = None,
     ) -> None:
-        """Unset arguments come from `settings` (default: the process settings: environment and `.env`)."""
+        """Unset arguments come from `settings` (default: the process settings: environment and `.env`).
+
+        `timeout` bounds each read; `stream_timeout` a whole streamed answer.
+        """
         super().__init__(model_name, pricing=pricing)
         settings = settings or get_settings()
         key = api_key or (settings.gemini_api_key.get_secret_value() if settings.gemini_api_key else "")
@@ -74,13 +83,15 @@ class GeminiModel(BaseModel):
         self._api_key = SecretStr(key)  # never printed: repr shows '**********'
         self.base_url = base_url if base_url is not None else settings.gemini_base_url
         self.timeout = float(timeout if timeout is not None else settings.gemini_timeout)
+        self.stream_timeout = float(stream_timeout if stream_timeout is not None else settings.stream_timeout)
         self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)
         self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name))
         self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
         self.max_thinking_tokens = MAX_THINKING_TOKENS.get(model_name, 24_576) if _thinks(model_name) else 0
+        deadline = StreamDeadline(self.stream_timeout, label=self.label, provider=self.provider)
         self._client = genai.Client(api_key=key, http_options=types.HttpOptions(
             base_url=self.base_url, api_version=API_VERSION, timeout=int(self.timeout * 1000),
-            retry_options=sdk_retry_options(self.retry),
+            client_args={"event_hooks": {"response": [deadline]}},  # no retry_options: the SDK never retries
         ))
 
     @classmethod
@@ -95,6 +106,11 @@ class GeminiModel(BaseModel):
 
     def __repr__(self) -> str:
         return f"GeminiModel(name={self.name!r}, base_url={self.base_url!r}, timeout={self.timeout:g})"
+
+    @property
+    def label(self) -> str:
+        """How messages name the model."""
+        return f"Gemini model {self.name!r}"
 
     def thinking_allowance(self, params: GenerationParams) -> int:
         """The thinking budget asked for, else the model's largest: Gemini bills thoughts as output tokens,
@@ -113,50 +129,37 @@ class GeminiModel(BaseModel):
         return self._count([*system, *_contents(request)])
 
     def _count(self, contents: Any) -> int:
-        try:
-            return int(self._client.models.count_tokens(model=self.name, contents=contents).total_tokens or 0)
-        except Exception as exc:
-            raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
+        return retry_call(lambda: int(self._client.models.count_tokens(model=self.name, contents=contents)
+                                      .total_tokens or 0), **self._retrying())
 
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
-        if request.stream:
-            yield from self._stream(request, usage)
-            return
-        try:
-            response = self._client.models.generate_content(
-                model=self.name, contents=_contents(request), config=self._config(request))
-        except Exception as exc:  # the SDK has already retried what is retryable
-            raise self._error(exc, self.retry.attempts if is_retryable(self.retry, exc) else 1) from None
-        _read_usage(response, usage)
-        text = _text(response)
+        attempt = self._stream_attempt if request.stream else self._plain_attempt
+        yield from retrying(lambda: attempt(request, self._config(request), usage),  # the SDK may refuse the config
+                            before_retry=lambda: forget_usage(usage), **self._retrying())
+
+    def _plain_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
+                       usage: Usage) -> Generator[str, None, None]:
+        response = self._client.models.generate_content(model=self.name, contents=_contents(request), config=config)
+        text = _read(response, usage)
         if text:
             yield text
 
-    def _stream(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
-        """Stream with our own retry loop: the SDK cannot retry a stream that fails after its HTTP 200.
+    def _stream_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
+                        usage: Usage) -> Generator[str, None, None]:
+        responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
+                                                                config=config)
+        # The SDK types its stream as an Iterator; it is a generator, which `closing` needs.
+        stream = cast("Generator[types.GenerateContentResponse, None, None]", responses)
+        with closing(stream):  # a caller that stops early also closes the HTTP stream
+            texts = (text for response in stream if (text := _read(response, usage)))
+            yield from require_start(texts, usage, label=self.label, provider=self.provider)
 
-        A stream is retried only while nothing has been yielded.
-        """
-        config = self._config(request, sdk_retry=False)
+    def _retrying(self) -> dict[str, Any]:
+        """The arguments of `models.retry` for this model's calls."""
+        return {"policy": self.retry, "is_retryable": lambda exc: is_retryable(self.retry, exc),
+                "map_error": self._error, "label": self.label}
 
-        def attempt() -> Generator[str, None, None]:
-            responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
-                                                                     config=config)
-            # The SDK types its stream as an Iterator; it is a generator, which `closing` needs.
-            stream = cast("Generator[types.GenerateContentResponse, None, None]", responses)
-            with closing(stream):  # a caller that stops early also closes the HTTP stream
-                for response in stream:
-                    _read_usage(response, usage)
-                    text = _text(response)
-                    if text:
-                        yield text
-
-        yield from retrying(
-            attempt, self.retry, is_retryable=lambda exc: is_retryable(self.retry, exc),
-            map_error=self._error, label=f"Gemini stream {self.name}", before_retry=lambda: forget_usage(usage),
-        )
-
-    def _config(self, request: GenerationRequest, *, sdk_retry: bool = True) -> types.GenerateContentConfig:
+    def _config(self, request: GenerationRequest) -> types.GenerateContentConfig:
         params = request.params
         fields: dict[str, Any] = {CONFIG_FIELDS[name]: value for name, value in params.given().items()
                                   if name in CONFIG_FIELDS}
@@ -168,7 +171,6 @@ class GeminiModel(BaseModel):
         return types.GenerateContentConfig(
             system_instruction=request.system,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-            http_options=None if sdk_retry else NO_SDK_RETRY,
             **fields,
         )
 
@@ -185,6 +187,12 @@ def _thinks(model_name: str) -> bool:
     return model_name.startswith("gemini-2.5")
 
 
+def _read(response: types.GenerateContentResponse, usage: Usage) -> str:
+    """The text of a response (or stream chunk), after taking its usage and finish reason."""
+    _read_usage(response, usage)
+    return _text(response)
+
+
 def _read_usage(response: types.GenerateContentResponse, usage: Usage) -> None:
     """Take the counts of a response (or stream chunk) that carries usageMetadata; later ones win."""
     meta = response.usage_metadata
@@ -198,8 +206,10 @@ def _read_usage(response: types.GenerateContentResponse, usage: Usage) -> None:
             output=(candidates or 0) + thoughts if candidates is not None or thoughts else None,
             total=meta.total_token_count,
         )
-    if response.candidates and response.candidates[0].finish_reason:
-        reason = response.candidates[0].finish_reason
+    feedback = response.prompt_feedback  # a blocked prompt ends the answer with no candidates
+    reason = (response.candidates[0].finish_reason if response.candidates
+              else feedback.block_reason if feedback is not None else None)
+    if reason:
         value = reason.value if hasattr(reason, "value") else str(reason)
         usage.finish_reason = FINISH_REASONS.get(value, value.lower())
 

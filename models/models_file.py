@@ -101,6 +101,7 @@ def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | N
     return OpenAICompatibleModel(
         entry.name, base_url=entry.base_url, model=entry.model, api_key=api_key, api_key_env=entry.api_key_env,
         pricing=pricing or entry.pricing, timeout=entry.timeout, max_attempts=entry.max_attempts,
+        stream_timeout=settings.stream_timeout,
         context_window=entry.context_window, max_output_tokens=entry.max_output_tokens,
     )
 

@@ -7,6 +7,8 @@ output = completion_tokens (reasoning included), total = total_tokens. Streams a
 
 Retries: the SDK's own are off (`max_retries=0`) because its policy differs from ours (it also
 retries 409, honours Retry-After and backs off 0.5-8 s); `models.retry` applies Gemini's policy.
+A 200 whose body is not a chat completion (or, for a stream, not an event stream) is a `MalformedResponseError`;
+a stream must end within `stream_timeout` seconds (`models.stream_deadline`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import SecretStr
 
 from models.base_model import BaseModel, Capabilities
-from models.errors import MissingAPIKeyError
+from models.errors import MalformedResponseError, MissingAPIKeyError
 from models.messages import GenerationRequest
-from models.openai_errors import is_retryable, map_error
+from models.openai_errors import is_retryable, malformed_response, map_error
 from models.pricing import ModelPricing
 from models.results import Usage
 from models.retry import RetryPolicy, forget_usage, retrying
+from models.streams import EVENT_STREAM, require_start
 
 if TYPE_CHECKING:  # `import openai` takes ~1 s: the client is built on first use, not at start-up
+    import httpx2
     import openai
     from openai.types.chat import ChatCompletionChunk
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_STREAM_TIMEOUT = 600.0
 # Unless the models file says otherwise: a context and an output limit that today's chat models meet.
 DEFAULT_CONTEXT_WINDOW = 128_000
 DEFAULT_MAX_OUTPUT_TOKENS = 32_768
@@ -61,10 +66,14 @@ class OpenAICompatibleModel(BaseModel):
         timeout: float = DEFAULT_TIMEOUT,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry: RetryPolicy | None = None,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
-        """`api_key_env` names the variable the key should come from: without a key, calls then fail saying so."""
+        """`api_key_env` names the variable the key should come from: without a key, calls then fail saying so.
+
+        `timeout` bounds each read; `stream_timeout` a whole streamed answer.
+        """
         super().__init__(name, pricing=pricing)
         self.base_url = base_url
         self.upstream_model = model or name
@@ -72,6 +81,7 @@ class OpenAICompatibleModel(BaseModel):
         self.max_output_tokens = max_output_tokens
         self.api_key_env = api_key_env
         self.timeout = float(timeout)
+        self.stream_timeout = float(stream_timeout)
         self.retry = retry or RetryPolicy.default(max_attempts)
         self._api_key = SecretStr(api_key or "")  # never printed: repr shows '**********'
         self._client: openai.OpenAI | None = None
@@ -89,8 +99,12 @@ class OpenAICompatibleModel(BaseModel):
                 if self._client is None:
                     import openai
 
+                    from models.stream_deadline import StreamDeadline
+
+                    deadline = StreamDeadline(self.stream_timeout, label=self.label, provider=self.provider)
                     client = openai.OpenAI(api_key=self._api_key.get_secret_value() or PLACEHOLDER_KEY,
-                                           base_url=self.base_url, timeout=self.timeout, max_retries=0)
+                                           base_url=self.base_url, timeout=self.timeout, max_retries=0,
+                                           http_client=openai.DefaultHttpxClient(event_hooks={"response": [deadline]}))
                     # The SDK's platform telemetry headers (X-Stainless-OS, -Arch, -Runtime ...): no server
                     # needs them, and normalizing them costs ~40 us, about 8% of a call (measured).
                     telemetry = [name for name in client.default_headers if name.lower().startswith("x-stainless-")]
@@ -132,7 +146,9 @@ class OpenAICompatibleModel(BaseModel):
         import httpx2
 
         response = self.client.post("/chat/completions", body=self._arguments(request), cast_to=httpx2.Response)
-        completion = response.json()
+        completion = response.json()  # not JSON: a JSONDecodeError, mapped to MalformedResponseError
+        if not isinstance(completion, dict):
+            raise self._malformed(response.text)
         _read_usage(completion.get("usage"), usage)
         for choice in (completion.get("choices") or [])[:1]:
             usage.finish_reason = choice.get("finish_reason")
@@ -144,8 +160,10 @@ class OpenAICompatibleModel(BaseModel):
         stream = self.client.chat.completions.create(
             **self._arguments(request), stream=True, stream_options={"include_usage": True})
         with stream:  # closes the HTTP response when the caller stops early
-            for chunk in stream:
-                yield from _chunk_text(chunk, usage)
+            if not stream.response.headers.get("content-type", "").startswith(EVENT_STREAM):
+                raise self._malformed(_excerpt(stream.response))
+            texts = (text for chunk in stream for text in _chunk_text(chunk, usage))
+            yield from require_start(texts, usage, label=self.label, provider=self.provider)
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
         """The chat-completions body: the conversation as it is, and the parameters under their own names."""
@@ -154,6 +172,14 @@ class OpenAICompatibleModel(BaseModel):
     def _error(self, exc: BaseException, attempts: int) -> BaseException:
         return map_error(exc, attempts=attempts, label=self.label, timeout=self.timeout,
                          secret=self._api_key.get_secret_value())
+
+    def _malformed(self, body: str) -> BaseException:
+        return malformed_response(self.label, body, self._api_key.get_secret_value())
+
+
+def _excerpt(response: httpx2.Response) -> str:
+    """The start of a body that will not be used, read no further than the error message quotes."""
+    return next(response.iter_bytes(MalformedResponseError.EXCERPT_CHARS), b"").decode(errors="replace")
 
 
 def _chunk_text(chunk: ChatCompletionChunk, usage: Usage) -> Iterator[str]:

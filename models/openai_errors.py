@@ -6,10 +6,13 @@ some servers echo the key they were given (OpenAI itself echoes a masked one on 
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from models.errors import (
+    ConnectionLostError,
     InvalidRequestError,
+    MalformedResponseError,
     ModelError,
     ProviderAuthError,
     ProviderError,
@@ -40,10 +43,10 @@ def upstream_status(exc: BaseException) -> int | None:
 
 
 def is_retryable(policy: RetryPolicy, exc: BaseException) -> bool:
-    """Timeouts, connection failures and the policy's status codes; never other 4xx."""
+    """Timeouts, connection failures (a reset or cut body included) and the policy's status codes; never other 4xx."""
     import openai  # already loaded by the client that failed
 
-    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
+    if isinstance(exc, (openai.APIConnectionError, ConnectionLostError)):  # APITimeoutError included
         return True
     return policy.retries_status(upstream_status(exc))
 
@@ -54,6 +57,8 @@ def map_error(exc: BaseException, *, attempts: int, label: str, timeout: float, 
 
     if isinstance(exc, ModelError):
         return exc
+    if isinstance(exc, json.JSONDecodeError):  # a 200 (or a stream event) whose body is not JSON
+        return malformed_response(label, exc.doc, secret)
     suffix = "" if attempts == 1 else f" (gave up after {attempts} attempts)"
     details: dict[str, Any] = {"provider": "openai_compatible"}
     if isinstance(exc, openai.APITimeoutError):
@@ -72,6 +77,11 @@ def map_error(exc: BaseException, *, attempts: int, label: str, timeout: float, 
             details["provider_code"] = _scrub(str(exc.code), secret)
         return _error_class(status)(message, provider_status=status, details=details)
     return exc
+
+
+def malformed_response(label: str, body: str, secret: str) -> MalformedResponseError:
+    """The error for a 200 whose body is not a chat completion (or not an event stream), quoting its start."""
+    return MalformedResponseError.quoting(f"The {label}", _scrub(body, secret), "openai_compatible")
 
 
 def _error_class(status: int | None) -> type[ProviderError]:

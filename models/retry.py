@@ -1,7 +1,7 @@
 """The retry policy of every provider: exponential backoff with jitter, a stream retried only before its first chunk.
 
-Gemini hands the policy's numbers to the google-genai SDK for plain calls; streams, and SDKs whose own
-retries differ from the policy, use `retrying` here.
+The providers turn their SDKs' own retries off (they differ from the policy, and miss connection resets) and
+run every call through `retrying` (or `retry_call`) here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import TypeVar
@@ -65,7 +65,7 @@ def retrying(
     map_error: Callable[[BaseException, int], BaseException],
     label: str,
     before_retry: Callable[[], None] | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield from `attempt()`, starting it again on a retryable failure as long as nothing was yielded yet.
 
     Once a chunk has reached the caller a failure is final: a retry would repeat text. Every final
@@ -89,6 +89,22 @@ def retrying(
             if before_retry is not None:
                 before_retry()
             time.sleep(wait)
+
+
+def retry_call(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    is_retryable: Callable[[BaseException], bool],
+    map_error: Callable[[BaseException, int], BaseException],
+    label: str,
+) -> T:
+    """`call()` under the policy: `retrying` for a call that returns one value instead of a stream."""
+    def attempt() -> Generator[T, None, None]:
+        yield call()
+
+    with closing(retrying(attempt, policy, is_retryable=is_retryable, map_error=map_error, label=label)) as values:
+        return next(values)
 
 
 def forget_usage(usage: Usage) -> None:

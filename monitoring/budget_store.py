@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
     bindparam,
     delete,
@@ -80,6 +81,7 @@ budget_alerts = Table(
     Column("created_at", DateTime, nullable=False),
     Column("webhook_status", String(20)),
     Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    Column("webhook_error", Text),  # why the last delivery failed, or why the URL was refused
     UniqueConstraint("budget_id", "window_start", "threshold", name="uq_budget_alerts_window_threshold"),
 )
 
@@ -220,10 +222,10 @@ class BudgetStore:
             row = conn.execute(select(budget_alerts).where(budget_alerts.c.id == alert_id)).mappings().one()
         return dict(row)
 
-    def set_webhook_status(self, alert_id: int, status: str, attempts: int) -> None:
+    def set_webhook_status(self, alert_id: int, status: str, attempts: int, error: str | None = None) -> None:
         with write(self.engine) as conn:
             conn.execute(update(budget_alerts).where(budget_alerts.c.id == alert_id).values(
-                webhook_status=status, webhook_attempts=attempts))
+                webhook_status=status, webhook_attempts=attempts, webhook_error=error))
 
     def alerts(self, limit: int = 100, budget_id: int | None = None,
                budget_ids: builtins.list[int] | None = None) -> builtins.list[dict[str, Any]]:

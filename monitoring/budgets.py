@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 from core.errors import AppError, InvalidInputError, NotFoundError
 from monitoring import rollup_reads
 from monitoring.budget_store import BudgetStore
+from monitoring.webhook_policy import WebhookPolicy, WebhookRefusedError
 from monitoring.windows import BudgetWindow, period_window
 from storage.clock import utcnow
 from storage.database import read
@@ -114,14 +115,17 @@ class BudgetService:
     may only limit its own calls. `owner=None` is an admin (or a service with no keys), who sees all.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow,
+                 webhook_policy: WebhookPolicy | None = None) -> None:
         self.engine = engine
         self.store = BudgetStore(engine)
         self.clock = clock
+        self.webhook_policy = webhook_policy or WebhookPolicy()
 
     def create(self, spec: BudgetSpec, owner: str | None = None) -> dict[str, Any]:
         if owner is not None:
             _check_tenant_scope(spec.scope, spec.target, owner)
+        self._check_webhook(spec.webhook_url)
         return self.describe(self.store.create(**spec.model_dump(), api_key_id=owner))
 
     def update(self, budget_id: int, changes: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
@@ -136,10 +140,23 @@ class BudgetService:
         _check_target(merged["scope"], merged["target"])
         if owner is not None:
             _check_tenant_scope(merged["scope"], merged["target"], owner)
+        self._check_webhook(changes.get("webhook_url"))
         budget = self.store.update(budget_id, **changes)
         if budget is None:  # deleted meanwhile
             raise BudgetNotFoundError(budget_id)
         return self.describe(budget)
+
+    def _check_webhook(self, url: str | None) -> None:
+        """Refuse a webhook URL now when that can be decided now; one whose host does not resolve yet is decided
+        when an alert is sent."""
+        if url is None:
+            return
+        try:
+            self.webhook_policy.destination(url)
+        except WebhookRefusedError as exc:
+            raise InvalidBudgetError("webhook_url", str(exc)) from None
+        except OSError:
+            pass
 
     def delete(self, budget_id: int, owner: str | None = None) -> None:
         self._existing(budget_id, owner)

@@ -1,4 +1,9 @@
-"""Webhook delivery for alerts: JSON POSTs from a background thread, retried, never blocking a request."""
+"""Webhook delivery for alerts: JSON POSTs from a background thread, retried, never blocking a request.
+
+Every attempt checks the URL against the `WebhookPolicy` and connects to the address it checked (through the
+environment's proxy, if one is configured); a refused URL is never sent to, and its alert is marked failed with
+the reason. Redirects are not followed: a public URL must not bounce the POST to an internal one.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,27 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
+
+from monitoring.webhook_policy import Destination, WebhookPolicy, WebhookRefusedError
+
 log = logging.getLogger(__name__)
 
-ResultCallback = Callable[[int, str, int], None]  # (alert id, "delivered" | "failed", attempts)
+# (alert id, "delivered" | "failed", HTTP attempts made, the last error or refusal)
+ResultCallback = Callable[[int, str, int, str | None], None]
 
 
 class WebhookNotifier:
     """A queue drained by one daemon thread; each POST is tried `attempts` times with doubling backoff."""
 
     def __init__(
-        self, *, attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0,
+        self, policy: WebhookPolicy | None = None, *, attempts: int = 4, backoff: float = 0.5, timeout: float = 5.0,
         on_result: ResultCallback | None = None,
     ) -> None:
+        self.policy = policy or WebhookPolicy()
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
@@ -53,26 +62,37 @@ class WebhookNotifier:
         while True:
             url, payload, alert_id = self._queue.get()
             try:
-                status, attempts = self._deliver(url, payload)
+                status, attempts, error = self._deliver(url, payload)
                 if alert_id is not None and self.on_result is not None:
-                    self.on_result(alert_id, status, attempts)
+                    self.on_result(alert_id, status, attempts, error)
             except Exception:  # the worker must survive anything a callback does
                 log.exception("Webhook bookkeeping failed for %s", url)
             finally:
                 self._queue.task_done()
 
-    def _deliver(self, url: str, payload: dict[str, Any]) -> tuple[str, int]:
+    def _deliver(self, url: str, payload: dict[str, Any]) -> tuple[str, int, str | None]:
+        """(status, HTTP attempts made, last error); a refused URL is given up at once, before any request."""
         body = json.dumps(payload).encode()
+        error = None
         for attempt in range(1, self.attempts + 1):
-            request = urllib.request.Request(
-                url, data=body, method="POST", headers={"Content-Type": "application/json"}
-            )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    if 200 <= response.status < 300:
-                        return "delivered", attempt
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                log.warning("Webhook POST to %s failed (attempt %d/%d): %s", url, attempt, self.attempts, exc)
+                status = self._post(self.policy.destination(url), body)
+                if 200 <= status < 300:
+                    return "delivered", attempt, None
+                error = f"answered HTTP {status}"
+            except WebhookRefusedError as exc:
+                log.warning("Webhook to %s refused: %s", url, exc)
+                return "failed", attempt - 1, f"refused: {exc}"
+            except (httpx2.HTTPError, OSError) as exc:  # OSError: the host does not resolve
+                error = f"{type(exc).__name__}: {exc}"
+            log.warning("Webhook POST to %s failed (attempt %d/%d): %s", url, attempt, self.attempts, error)
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-        return "failed", self.attempts
+        return "failed", self.attempts, error
+
+    def _post(self, destination: Destination, body: bytes) -> int:
+        """POST to the checked address, under the original host name (Host header, TLS name and certificate)."""
+        with httpx2.Client(timeout=self.timeout, follow_redirects=False) as client:
+            response = client.post(destination.url, content=body, extensions={"sni_hostname": destination.host},
+                                   headers={"Content-Type": "application/json", "Host": destination.host_header})
+        return response.status_code

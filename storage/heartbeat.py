@@ -1,8 +1,9 @@
 """Heartbeats of the runs a process drives: a run whose heartbeat stops belongs to a dead process.
 
 Workflow runs and benchmark runs record an `owner` (host, process, runner) and a `heartbeat_at` that the
-owner refreshes every HEARTBEAT_SECONDS while the run is in flight; a run left `running` without a heartbeat
-for STALE_AFTER has no live driver and is marked `interrupted` by the next runner that starts.
+owner refreshes every heartbeat interval (RUN_HEARTBEAT_SECONDS) while the run is in flight; a run left
+`running` without a heartbeat for STALE_BEATS intervals has no live driver, and is marked `interrupted` by the
+next runner that starts or by the sweep of any live process (`storage.run_sweeper`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, Engine, Table, update
+from sqlalchemy import ColumnElement, Engine, Table, select, update
 
 from storage.clock import utcnow
-from storage.database import write
+from storage.database import read, write
 
 log = logging.getLogger(__name__)
 
-# A runner refreshes `heartbeat_at` of the runs it drives this often; a run silent for STALE_AFTER has no live driver.
+# A runner refreshes `heartbeat_at` of the runs it drives this often (the default of RUN_HEARTBEAT_SECONDS);
+# a run silent for STALE_BEATS heartbeats has no live driver.
 HEARTBEAT_SECONDS = 15.0
-STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+STALE_BEATS = 4
 # What a run marked `interrupted` records as its error.
 INTERRUPTED_ERROR = "the process stopped while the run was in progress"
+
+
+def stale_after(interval: float) -> timedelta:
+    """How long a run may go without a heartbeat, beating every `interval` seconds, before it counts as abandoned."""
+    return timedelta(seconds=STALE_BEATS * interval)
+
+
+STALE_AFTER = stale_after(HEARTBEAT_SECONDS)
 
 
 def refresh_heartbeats(engine: Engine, runs: Table, owner: str) -> int:
@@ -44,8 +54,14 @@ def abandoned(runs: Table, stale_after: timedelta) -> ColumnElement[bool]:
                                            | (runs.c.heartbeat_at < utcnow() - stale_after))
 
 
+def any_abandoned(engine: Engine, runs: Table, stale_after: timedelta) -> bool:
+    """Whether `runs` has an abandoned run: a read first, so that a sweep finding none takes no write lock."""
+    with read(engine) as conn:
+        return conn.execute(select(runs.c.status).where(abandoned(runs, stale_after)).limit(1)).first() is not None
+
+
 class RunHeartbeat:
-    """Calls `beat(owner)` every HEARTBEAT_SECONDS while runs are in flight, so no other process takes them for
+    """Calls `beat(owner)` every `interval` seconds while runs are in flight, so no other process takes them for
     abandoned; `beat` refreshes `heartbeat_at` of the owner's running runs.
 
     One daemon thread per runner and process, alive only while runs are in flight (it never outlives the work
@@ -53,9 +69,11 @@ class RunHeartbeat:
     its own on first use instead of beating, or recording runs, under its parent's id.
     """
 
-    def __init__(self, beat: Callable[[str], object], *, name: str = "run-heartbeat") -> None:
+    def __init__(self, beat: Callable[[str], object], *, name: str = "run-heartbeat",
+                 interval: float = HEARTBEAT_SECONDS) -> None:
         self.beat = beat
         self.name = name
+        self.interval = interval
         self._lock = threading.Lock()
         self._pid = 0
         self._owner = ""
@@ -91,7 +109,7 @@ class RunHeartbeat:
 
     def _beat(self) -> None:
         while True:
-            time.sleep(HEARTBEAT_SECONDS)  # the module global, read at each sleep
+            time.sleep(self.interval)
             with self._lock:
                 if self._active == 0:
                     self._thread = None
@@ -100,7 +118,7 @@ class RunHeartbeat:
             try:
                 self.beat(owner)
             except Exception:  # a database hiccup must not end the heartbeat of runs still in flight
-                log.exception("%s for %s failed; retrying in %s s", self.name, owner, HEARTBEAT_SECONDS)
+                log.exception("%s for %s failed; retrying in %s s", self.name, owner, self.interval)
 
 
 def _new_owner() -> str:

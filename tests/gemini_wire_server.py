@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.wire_server import ScriptedServer, words
+from tests.wire_server import Fault, ScriptedServer, WireHandler, words
 
 ERROR_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -50,7 +49,9 @@ class WireReply:
 
     `status` other than 200 answers an error body (`error_status`, `message`); `delay` waits before
     answering (to provoke client timeouts); `chunks` are the stream's texts (default: one per word);
-    `stream_error` sends an in-stream `{"error": ...}` event with that code after the chunks.
+    `stream_error` sends an in-stream `{"error": ...}` event with that code after the chunks; `fault`
+    answers with a transport fault instead (see `tests.wire_server.WireHandler`); `block_reason` answers
+    a blocked prompt: no candidates, only `promptFeedback.blockReason` (and the usage).
     """
 
     text: str = ""
@@ -66,6 +67,8 @@ class WireReply:
     chunk_delay: float = 0.0
     stream_error: int | None = None
     finish_reason: str = "STOP"
+    fault: Fault | None = None
+    block_reason: str | None = None
 
 
 class GeminiWireServer(ScriptedServer[WireReply]):
@@ -110,12 +113,8 @@ def error_body(code: int, status: str | None = None, message: str | None = None)
                       "status": status or ERROR_STATUS.get(code, "UNKNOWN")}}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(WireHandler):
     wire: GeminiWireServer  # set on the per-server subclass
-    protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
-        pass
 
     def do_GET(self) -> None:
         version, model, action = self._route(record_body=None)
@@ -145,10 +144,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wire._sleep(reply.delay)
         if reply.status != 200:
             return self._json(reply.status, error_body(reply.status, reply.error_status, reply.message))
+        if self.answer_fault_first(reply.fault, streaming=action == "streamGenerateContent"):
+            return None
         usage = _usage(reply, words(prompt) + words(system))
+        if reply.block_reason is not None:
+            return self._blocked(reply.block_reason, usage, model or "", action == "streamGenerateContent")
         if action == "generateContent":
             text = reply.text or "".join(reply.chunks or [])
-            return self._json(200, response_object(text, usage, model or "", reply.finish_reason))
+            return self._json(200, response_object(text, usage, model or "", reply.finish_reason), reply.fault)
         self._stream(reply, usage, model or "")
 
     def _route(self, record_body: dict[str, Any] | None) -> tuple[str, str | None, str | None]:
@@ -168,35 +171,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, reply: WireReply, usage: dict[str, int], model: str) -> None:
         chunks = reply.chunks if reply.chunks is not None else _split_words(reply.text)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        try:
-            for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1 and reply.stream_error is None
-                partial = {"promptTokenCount": usage["promptTokenCount"],
-                           "candidatesTokenCount": words("".join(chunks[: index + 1]))}
-                obj = response_object(chunk, usage if last else partial, model, reply.finish_reason if last else None)
-                self.wfile.write(f"data: {json.dumps(obj)}\r\n\r\n".encode())
-                self.wfile.flush()
-                if not last:
-                    self.wire._sleep(reply.chunk_delay)
-            if reply.stream_error is not None:
-                payload = error_body(reply.stream_error, reply.error_status, reply.message)
-                self.wfile.write(f"data: {json.dumps(payload)}\r\n\r\n".encode())
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout or cancel)
+        finishes = reply.stream_error is None and reply.fault is None
+        events = []
+        for index, chunk in enumerate(chunks):
+            last = finishes and index == len(chunks) - 1
+            partial = {"promptTokenCount": usage["promptTokenCount"],
+                       "candidatesTokenCount": words("".join(chunks[: index + 1]))}
+            events.append(_event(response_object(chunk, usage if last else partial, model,
+                                                 reply.finish_reason if last else None)))
+        ending = []
+        if reply.stream_error is not None:
+            ending.append(_event(error_body(reply.stream_error, reply.error_status, reply.message)))
+        self.send_stream(events, ending, fault=reply.fault, delay=reply.chunk_delay,
+                         drip_event=lambda text: _event(response_object(text, None, model, None)))
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out before we answered
+    def _blocked(self, reason: str, usage: dict[str, int], model: str, streaming: bool) -> None:
+        payload = {"promptFeedback": {"blockReason": reason}, "usageMetadata": usage, "modelVersion": model}
+        if streaming:
+            return self.send_stream([_event(payload)])
+        self._json(200, payload)
+
+    def _json(self, status: int, payload: dict[str, Any], fault: Fault | None = None) -> None:
+        self.send_json(status, payload, "application/json; charset=UTF-8", fault)
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\r\n\r\n".encode()
 
 
 def _usage(reply: WireReply, counted_prompt: int) -> dict[str, int]:

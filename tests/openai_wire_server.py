@@ -24,11 +24,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.wire_server import ScriptedServer, words
+from tests.wire_server import Fault, ScriptedServer, WireHandler, words
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
                404: "invalid_request_error", 408: "timeout", 429: "rate_limit_exceeded", 500: "server_error",
@@ -41,7 +40,8 @@ class WireReply:
 
     `status` other than 200 answers an error body; `delay` waits before answering (to provoke client
     timeouts); `chunks` are the stream's texts (default: one per word); `stream_error` sends an
-    in-stream `{"error": {...}}` event with that code after the chunks instead of finishing.
+    in-stream `{"error": {...}}` event with that code after the chunks instead of finishing; `fault`
+    answers with a transport fault instead (see `tests.wire_server.WireHandler`).
     """
 
     text: str = ""
@@ -57,6 +57,7 @@ class WireReply:
     chunk_delay: float = 0.0
     stream_error: int | None = None
     finish_reason: str = "stop"
+    fault: Fault | None = None
 
 
 class OpenAIWireServer(ScriptedServer[WireReply]):
@@ -95,57 +96,52 @@ def usage_object(reply: WireReply, messages: list[dict[str, Any]]) -> dict[str, 
     return usage
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(WireHandler):
     wire: OpenAIWireServer  # set on the per-server subclass
-    protocol_version = "HTTP/1.0"  # one request per connection; streams end when the socket closes
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
-        pass
 
     def do_GET(self) -> None:
         self.wire._record({"method": "GET", "path": self.path, "headers": dict(self.headers.items()), "json": None})
         if urlsplit(self.path).path.rstrip("/") != "/v1/models":
-            return self._json(404, error_body(404, f"Unknown path {self.path}"))
+            return self.send_json(404, error_body(404, f"Unknown path {self.path}"))
         models = sorted({str(body.get("model")) for body in self.wire.completions()})
-        self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "wire"}
-                                                     for m in models]})
+        self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "wire"}
+                                                         for m in models]})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
-            return self._json(400, error_body(400, "We could not parse the JSON body of your request."))
+            return self.send_json(400, error_body(400, "We could not parse the JSON body of your request."))
         self.wire._record({"method": "POST", "path": self.path, "headers": dict(self.headers.items()), "json": body})
         if urlsplit(self.path).path != "/v1/chat/completions":
-            return self._json(404, error_body(404, f"Unknown path {self.path}"))
+            return self.send_json(404, error_body(404, f"Unknown path {self.path}"))
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         if self.wire.api_key is not None and token != self.wire.api_key:
-            return self._json(401, error_body(401, f"Incorrect API key provided: {token}.", "invalid_api_key"))
+            return self.send_json(401, error_body(401, f"Incorrect API key provided: {token}.", "invalid_api_key"))
         messages = body.get("messages") or []
         last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         reply = self.wire._next_reply() or WireReply(text=f"openai says: {last_user}")
         self.wire._sleep(reply.delay)
         if reply.status != 200:
-            return self._json(reply.status, error_body(reply.status, reply.message, reply.error_code))
+            return self.send_json(reply.status, error_body(reply.status, reply.message, reply.error_code))
+        if self.answer_fault_first(reply.fault, streaming=bool(body.get("stream"))):
+            return None
         usage = usage_object(reply, messages)
         if body.get("stream"):
             return self._stream(reply, usage, body)
-        self._json(200, {
+        self.send_json(200, {
             "id": "chatcmpl-wire", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"), "system_fingerprint": None,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text or
                                                  "".join(reply.chunks or [])},
                          "logprobs": None, "finish_reason": reply.finish_reason}],
             "usage": usage,
-        })
+        }, fault=reply.fault)
 
     def _stream(self, reply: WireReply, usage: dict[str, Any], body: dict[str, Any]) -> None:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = reply.chunks if reply.chunks is not None else _split_words(reply.text)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             obj = {"id": "chatcmpl-wire", "object": "chat.completion.chunk", "created": int(time.time()),
@@ -153,35 +149,21 @@ class _Handler(BaseHTTPRequestHandler):
                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
             return {**obj, "usage": None} if include_usage else obj
 
-        events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": c}) for c in chunks]
-        try:
-            for index, event in enumerate(events):
-                self._event(event)
-                if 0 < index < len(events) - 1:
-                    self.wire._sleep(reply.chunk_delay)
-            if reply.stream_error is not None:
-                return self._event(error_body(reply.stream_error, reply.message, str(reply.stream_error)))
-            self._event(chunk({}, reply.finish_reason))
+        events = [_event(chunk({"content": c})) for c in chunks]
+        if reply.stream_error is not None:
+            ending = [_event(error_body(reply.stream_error, reply.message, str(reply.stream_error)))]
+        else:
+            ending = [_event(chunk({}, reply.finish_reason))]
             if include_usage:
-                self._event({**chunk({}), "choices": [], "usage": usage})
-            self.wfile.write(b"data: [DONE]\n\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout or cancel)
+                ending.append(_event({**chunk({}), "choices": [], "usage": usage}))
+            ending.append(b"data: [DONE]\n\n")
+        self.send_stream(events, ending, preamble=[_event(chunk({"role": "assistant", "content": ""}))],
+                         fault=reply.fault, delay=reply.chunk_delay,
+                         drip_event=lambda text: _event(chunk({"content": text})))
 
-    def _event(self, payload: dict[str, Any]) -> None:
-        self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
-        self.wfile.flush()
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out before we answered
+def _event(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
 
 
 def _split_words(text: str) -> list[str]:

@@ -11,11 +11,15 @@ from sqlalchemy import select, update
 
 from comparison.benchmark import BenchmarkRunner
 from comparison.dataset import load_dataset, parse_dataset
-from comparison.errors import BenchmarkNotFoundError, ComparisonConfigError, InvalidDatasetError
+from comparison.errors import (
+    BenchmarkNotFoundError,
+    BenchmarkNotResumableError,
+    ComparisonConfigError,
+    InvalidDatasetError,
+)
 from comparison.reports import percentile, recommend, render_markdown
 from comparison.scorers import build_reference_scorer
 from comparison.tables import benchmark_runs
-from storage import heartbeat
 from storage.clock import utcnow
 from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
@@ -168,7 +172,7 @@ def test_a_new_runner_marks_stale_and_legacy_running_benchmarks_interrupted(svc,
 
 
 def test_a_new_runner_leaves_alone_and_heartbeats_the_benchmark_another_runner_executes(svc, monkeypatch):
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(svc.benchmarks.heartbeat, "interval", 0.05)
     slow = FakeModel("slow", delay=0.3).enqueue("Paris")
     svc.registry.register_model(slow)
     foreign = _left_running(svc, "other-host:2:beef", datetime(2020, 1, 1))
@@ -188,6 +192,32 @@ def test_a_new_runner_leaves_alone_and_heartbeats_the_benchmark_another_runner_e
     assert svc.comparison_store.get_benchmark(run_id)["status"] == "completed"
     assert svc.comparison_store.get_benchmark(foreign)["status"] == "interrupted"
     _wait_for(lambda: svc.benchmarks.heartbeat._thread is None)  # no run in flight: the thread ends
+
+
+def test_an_interrupted_benchmark_resumes_asking_only_for_the_answers_it_lacks(svc, client):
+    model = FakeModel("m").enqueue("It is Paris", "Jupiter", '{"name": "Ann"}')
+    svc.registry.register_model(model)
+    run_id = svc.benchmarks.create(["m"], _dataset())
+    assert svc.comparison_store.claim_benchmark(run_id, "gone-host:1:dead")  # a worker that then died ...
+    svc.benchmarks._run_item(run_id, _dataset().items[0], [model], svc.comparison_store.get_benchmark(run_id)["params"],
+                             lambda result: svc.comparison_store.record_benchmark_result(run_id, result))
+    with svc.engine.begin() as conn:  # ... after its first answer
+        conn.execute(update(benchmark_runs).where(benchmark_runs.c.id == run_id).values(
+            heartbeat_at=utcnow() - STALE_AFTER - timedelta(seconds=1)))
+    assert svc.benchmarks.reclaim_interrupted() == 1  # what the service's sweep does
+    with pytest.raises(BenchmarkNotResumableError, match="is running"):
+        svc.benchmarks.resume(_left_running(svc, "other-host:2:beef", utcnow()))  # a live runner's run
+    response = client.post(f"/api/benchmarks/{run_id}/resume")
+    assert response.status_code == 202 and response.headers["Location"].endswith(f"/api/benchmarks/{run_id}")
+    assert svc.benchmarks.wait(run_id, timeout=10)
+    run = svc.comparison_store.get_benchmark(run_id)
+    assert run["status"] == "completed" and run["error"] is None
+    assert run["progress"] == {"completed": 3, "total": 3, "percent": 100.0}
+    assert [call.prompt for call in model.calls] == [item.prompt for item in _dataset().items]  # none asked twice
+    assert run["report"]["models"][0]["correct"] == 3
+
+    again = client.post(f"/api/benchmarks/{run_id}/resume")
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "benchmark_not_resumable"
 
 
 def test_percentile_matches_linear_interpolation():

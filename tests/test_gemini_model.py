@@ -174,6 +174,17 @@ def test_stream_in_stream_error_before_first_chunk_is_retried(gemini_server, mak
     assert len(gemini_server.requests) == 2
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_blocked_prompt_is_an_answer_with_its_reason_not_a_cut_stream(gemini_server, make_model, db, streaming):
+    gemini_server.enqueue(WireReply(block_reason="SAFETY", prompt_tokens=4, candidates_tokens=0))
+    model = make_model()
+    result = model.generate_stream("go").result if streaming else model.generate("go")
+    assert (result["response"], result["finish_reason"], result["input_tokens"]) == ("", "safety", 4)
+    assert len(gemini_server.requests) == 1  # not retried as a stream that closed before it began
+    [row] = db[1].list()
+    assert (row["status"], row["finish_reason"]) == ("success", "safety")
+
+
 # --- retries and errors ------------------------------------------------------------------------------
 
 def test_429_then_503_then_success(gemini_server, make_model, db):
@@ -393,19 +404,21 @@ def test_api_stream_sends_deltas_then_done_with_usage(api, api_server):
     assert done["ttft"] is not None
 
 
-@pytest.mark.parametrize(("reply", "http_status", "code"), [
-    (WireReply(status=429), 429, "rate_limited"),
-    (WireReply(status=503), 502, "provider_unavailable"),
-    (WireReply(delay=1.0), 504, "provider_timeout"),
-    (WireReply(status=400), 400, "invalid_request"),
+@pytest.mark.parametrize(("reply", "http_status", "code", "attempts"), [
+    (WireReply(status=429), 429, "rate_limited", 3),
+    (WireReply(status=503), 502, "provider_unavailable", 3),
+    (WireReply(fault="reset"), 502, "provider_unavailable", 3),
+    (WireReply(delay=1.0), 504, "provider_timeout", 3),
+    (WireReply(status=400), 400, "invalid_request", 1),
+    (WireReply(fault="not_json"), 502, "provider_error", 1),
 ])
-def test_api_maps_exhausted_provider_failures(api, api_server, api_log, reply, http_status, code):
+def test_api_maps_exhausted_provider_failures(api, api_server, api_log, reply, http_status, code, attempts):
     api_server.enqueue(*[reply] * 3)
     response = api.post("/api/generate", json={"prompt": "hi", "model": "gemini-2.5-flash"})
     assert response.status_code == http_status
     assert response.get_json()["error"]["code"] == code
     assert KEY not in response.get_data(as_text=True)
-    assert len(api_server.requests) == (1 if http_status == 400 else 3)
+    assert len(api_server.requests) == attempts
     [row] = api_log.list(1)
     assert row["status"] == "error" and row["error_type"] == code and row["source"] == "api"
 

@@ -7,8 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from storage import heartbeat
 from storage.heartbeat import RunHeartbeat
+from storage.run_sweeper import RunSweeper
 
 
 def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -18,8 +18,7 @@ def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat(monkeypatch) -> None:
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.02)
+def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat() -> None:
     beats: list[str] = []
     failed = threading.Event()
 
@@ -29,7 +28,7 @@ def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat(monke
             raise RuntimeError("database hiccup")
         beats.append(owner)
 
-    hb = RunHeartbeat(beat, name="test-heartbeat")
+    hb = RunHeartbeat(beat, name="test-heartbeat", interval=0.02)
     with hb.driving() as owner:
         assert hb._thread is not None and hb._thread.name == "test-heartbeat"
         _wait_for(lambda: len(beats) >= 2)  # the first beat failed; the thread kept beating
@@ -41,8 +40,7 @@ def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat(monke
 
 
 def test_a_forked_process_gets_its_own_owner_id_and_heartbeat_thread(monkeypatch) -> None:
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
-    hb = RunHeartbeat(lambda _owner: None)
+    hb = RunHeartbeat(lambda _owner: None, interval=0.05)
     parent = hb.owner
     assert hb.owner == parent and f":{os.getpid()}:" in parent
     assert RunHeartbeat(lambda _owner: None).owner != parent  # runners of one process tell themselves apart
@@ -55,3 +53,41 @@ def test_a_forked_process_gets_its_own_owner_id_and_heartbeat_thread(monkeypatch
     assert child != parent and ":4242:" in child and len(child) <= 64
     with hb.driving() as owner:
         assert owner == child and hb._thread not in (None, parent_thread)
+
+
+def _sweeper_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t not in before and t.name == "run-sweeper"]
+
+
+def test_the_sweeper_keeps_sweeping_past_a_failing_reclaim() -> None:
+    sweeps: list[str] = []
+
+    def flaky() -> None:
+        sweeps.append("flaky")
+        if sweeps.count("flaky") == 1:
+            raise RuntimeError("database hiccup")
+
+    sweeper = RunSweeper((flaky, lambda: sweeps.append("ok")), interval=0.02)
+    sweeper.ensure_started()
+    _wait_for(lambda: sweeps.count("flaky") >= 2)  # the next sweep tried again
+    assert sweeps[:2] == ["flaky", "ok"]  # the failure did not keep the other reclaim from running
+
+
+def test_the_sweeper_runs_one_thread_per_process_and_ends_with_its_owner(monkeypatch) -> None:
+    sweeps: list[int] = []
+    sweeper = RunSweeper((lambda: sweeps.append(os.getpid()),), interval=0.02)
+    before = set(threading.enumerate())
+    sweeper.ensure_started()
+    sweeper.ensure_started()  # the same process: still one thread
+    _wait_for(lambda: len(sweeps) >= 2)
+    assert len(_sweeper_threads(before)) == 1
+
+    monkeypatch.setattr(os, "getpid", lambda: 4242)  # a forked worker inherits no thread: it starts its own
+    sweeper.ensure_started()
+    started = _sweeper_threads(before)
+    assert len(started) == 2
+
+    del sweeper  # the threads hold it weakly: they end once it is gone
+    for thread in started:
+        thread.join(5)
+        assert not thread.is_alive()

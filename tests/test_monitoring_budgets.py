@@ -16,6 +16,7 @@ from models.request_log import RequestLogRepository
 from monitoring.budget_guard import BudgetExceededError, BudgetGuard
 from monitoring.budgets import BudgetService, BudgetSpec
 from monitoring.cost_tracker import CostTracker
+from monitoring.webhook_policy import WebhookPolicy
 from monitoring.webhooks import WebhookNotifier
 from monitoring.windows import period_window
 from storage.clock import utcnow
@@ -28,8 +29,9 @@ CALL_COST = (1 * 1.0 + 10 * 2.0) / 1e6  # prompt "hello" + 10 output words: wors
 @pytest.fixture
 def guarded(engine, settings):
     """A registry on the parametrized database with the budget guard attached, and a slow fake model."""
-    budgets = BudgetService(engine)
-    notifier = WebhookNotifier(backoff=0.01, on_result=budgets.store.set_webhook_status)
+    local_receivers = WebhookPolicy(allow_private=True)  # the webhook receiver below listens on 127.0.0.1
+    budgets = BudgetService(engine, webhook_policy=local_receivers)
+    notifier = WebhookNotifier(local_receivers, backoff=0.01, on_result=budgets.store.set_webhook_status)
     guard = BudgetGuard(budgets, notifier)
     registry = ModelRegistry(engine, settings=settings, register_defaults=False,
                              call_path=CallPath(RequestLogRepository(engine), [guard]))
@@ -184,7 +186,7 @@ def test_webhook_is_retried_in_the_background(guarded, webhook_receiver):
     received = webhook_receiver["received"]
     assert [(p["event"], p["threshold"]) for p in received] == [("budget_threshold_crossed", 0.1)]
     alert = budgets.alerts()[0]
-    assert (alert["webhook_status"], alert["webhook_attempts"]) == ("delivered", 2)
+    assert (alert["webhook_status"], alert["webhook_attempts"], alert["webhook_error"]) == ("delivered", 2, None)
 
 
 @pytest.mark.parametrize(("period", "now", "start", "end"), [

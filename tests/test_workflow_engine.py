@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from models.errors import ProviderUnavailableError
-from storage import heartbeat
 from storage.clock import utcnow
 from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
@@ -245,7 +244,7 @@ def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
 
 def _left_running(store: WorkflowStore, run_id: str, owner: str | None) -> None:
     """A run with its first step in flight, as the process driving it would have left it."""
-    store.create_run(run_id, workflow_name="wf", workflow_version=None, definition={"name": "wf", "steps": []},
+    store.create_run(run_id, workflow_name="wf", workflow_version=None, definition={"name": "wf", "steps": _chain("a")},
                      input_text="t", variables={}, steps=[{"name": "a", "model": "fake-model"}], owner=owner)
     store.update_step(run_id, 0, status="running")
 
@@ -295,7 +294,7 @@ def test_a_new_engine_marks_runs_whose_heartbeat_went_stale(svc) -> None:
 
 
 def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, svc, monkeypatch) -> None:
-    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(wf.heartbeat, "interval", 0.05)
     slow = FakeModel("slow-model", delay=0.3)
     svc.registry.register_model(slow)
     past = datetime(2020, 1, 1)
@@ -318,3 +317,53 @@ def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, 
 
     assert _heartbeat_at(svc.engine, "foreign") == past
     _wait_for(lambda: wf.heartbeat._thread is None)  # no run in flight: the thread ends
+
+
+def test_each_call_is_saved_on_its_step_before_it_is_made(wf, svc) -> None:
+    slow = FakeModel("slow-model", delay=0.3)
+    svc.registry.register_model(slow)
+    results = []
+    thread = _in_background(lambda: results.append(wf.execute_workflow("saved", _chain("a", model="slow-model"), "t")))
+    _wait_for(lambda: slow.calls)
+    (run,) = wf.list_runs(status="running")
+    step = wf.store.get_run(run["run_id"])["steps"][0]
+    assert (step["status"], step["prompt"], step["model"]) == ("running", "a: t", "slow-model")
+    assert step["attempts"] == [step["request_id"]] and svc.request_log.get(step["request_id"]) is None
+    thread.join(5)
+    (done,) = results[0]["steps"]
+    assert done["attempts"] == [step["request_id"]] == [done["request_id"]]  # the same call, listed once
+    assert svc.request_log.get(step["request_id"])["status"] == "success"
+
+
+def test_a_sweep_marks_a_dead_drivers_run_records_its_call_in_flight_and_the_run_resumes(wf, svc, fake_model) -> None:
+    store = wf.store
+    store.create_run("died", workflow_name="wf", workflow_version=None,
+                     definition={"name": "wf", "steps": _chain("a", "b")}, input_text="t", variables={},
+                     steps=[{"name": "a", "model": "fake-model"}, {"name": "b", "model": "fake-model"}],
+                     owner="gone-host:1:dead")
+    store.update_step("died", 0, status="succeeded", output="kept", tokens=3, cost=0.5, latency=0.1)
+    store.update_step("died", 1, status="running", prompt="b: kept", model="fake-model", request_id="in-flight",
+                      attempts=["in-flight"])  # as the dead process saved it before calling
+    _set_heartbeat(svc.engine, "died", utcnow() - STALE_AFTER - timedelta(seconds=1))
+
+    assert wf.reclaim_interrupted() == 1 and wf.reclaim_interrupted() == 0
+    assert _states(store, "died") == ("interrupted", "succeeded")
+    row = svc.request_log.get("in-flight")
+    assert (row["status"], row["error_type"], row["source"], row["model"], row["provider"]) == (
+        "error", "interrupted", "workflow", "fake-model", "fake")
+    assert (row["prompt"], row["tags"], row["latency"], row["cost"]) == ("b: kept", ["workflow_run:died"], None, None)
+    assert "process stopped" in row["error_message"] and svc.request_log.count(request_id="in-flight") == 1
+
+    result = wf.resume("died")
+    assert [c.prompt for c in fake_model.calls] == ["b: kept"]  # step a is not repeated
+    assert result["status"] == "succeeded" and result["steps"][1]["attempts"][0] == "in-flight"
+    assert len(result["steps"][1]["attempts"]) == 2
+
+
+def test_resume_reclaims_a_run_whose_driver_died_since_the_last_sweep(wf, svc, fake_model) -> None:
+    _left_running(wf.store, "died", owner="gone-host:1:dead")
+    _set_heartbeat(svc.engine, "died", utcnow() - STALE_AFTER - timedelta(seconds=1))
+    _left_running(wf.store, "alive", owner="other-host:2:beef")
+    assert wf.resume("died")["status"] == "succeeded"
+    with pytest.raises(RunNotResumableError, match="is running"):
+        wf.resume("alive")

@@ -75,7 +75,7 @@ def test_interrupted_runs_and_resume_claims(engine) -> None:
     _create(store, "done")
     store.update_step("left", 0, status="running")
     store.finish_run("done", "succeeded")
-    assert store.mark_interrupted() == 1
+    assert store.mark_interrupted().run_ids == ["left"]
     assert _run(store, "left")["status"] == "interrupted"
     assert _run(store, "left")["steps"][0]["status"] == "interrupted"
     assert store.claim_for_resume("left") is True
@@ -94,15 +94,15 @@ def test_only_runs_without_a_recent_heartbeat_are_marked_interrupted(engine) -> 
     _set_heartbeat(engine, "stale", utcnow() - timedelta(seconds=61))
     assert _heartbeat_at(engine, "legacy") is None  # no owner, no heartbeat: like rows from before heartbeats
 
-    assert store.mark_interrupted(timedelta(seconds=60)) == 2
+    assert sorted(store.mark_interrupted(timedelta(seconds=60)).run_ids) == ["legacy", "stale"]
     runs = {run_id: _run(store, run_id) for run_id in ("live", "stale", "legacy")}
     states = {run_id: (run["status"], run["steps"][0]["status"]) for run_id, run in runs.items()}
     assert states == {"live": ("running", "running"), "stale": ("interrupted", "interrupted"),
                       "legacy": ("interrupted", "interrupted")}
 
-    assert store.mark_interrupted() == 0  # the default allows STALE_AFTER of silence
+    assert store.mark_interrupted().run_ids == []  # the default allows STALE_AFTER of silence
     _set_heartbeat(engine, "live", utcnow() - STALE_AFTER - timedelta(seconds=1))
-    assert store.mark_interrupted() == 1 and _run(store, "live")["steps"][0]["status"] == "interrupted"
+    assert store.mark_interrupted().run_ids == ["live"] and _run(store, "live")["steps"][0]["status"] == "interrupted"
 
 
 def test_claims_heartbeats_and_step_saves_refresh_only_the_owners_runs(engine) -> None:

@@ -13,6 +13,7 @@ from models.pricing import PricingTable
 from models.request_log import RequestLogRepository
 from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService
+from monitoring.webhook_policy import WebhookPolicy
 from monitoring.webhooks import WebhookNotifier
 from storage.database import get_engine
 
@@ -34,8 +35,9 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, engine: Engine) -> Runtime:
-    budgets = BudgetService(engine)
-    guard = BudgetGuard(budgets, WebhookNotifier(on_result=budgets.store.set_webhook_status))
+    webhooks = WebhookPolicy(allow_private=settings.webhook_allow_private)
+    budgets = BudgetService(engine, webhook_policy=webhooks)
+    guard = BudgetGuard(budgets, WebhookNotifier(webhooks, on_result=budgets.store.set_webhook_status))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
                    pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,))
 

@@ -17,6 +17,7 @@ from models.request_log import RequestLogRepository
 from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
+from storage.run_sweeper import RunSweeper
 from wiring.runtime import runtime_for
 from workflows.workflow_engine import WorkflowEngine
 
@@ -38,6 +39,7 @@ class Services:
     costs: CostTracker
     budgets: BudgetService
     workflows: WorkflowEngine
+    sweeper: RunSweeper  # reclaims the runs of dead processes; started by the first request each process serves
 
 
 def build_services(settings: Settings) -> Services:
@@ -47,6 +49,8 @@ def build_services(settings: Settings) -> Services:
     registry = ModelRegistry(engine, settings=settings)
     comparison_store = ComparisonStore(engine)
     experiments = ExperimentManager(engine, registry=registry)
+    benchmarks = BenchmarkRunner(registry, comparison_store)
+    workflows = WorkflowEngine(registry, engine)
     return Services(
         settings=settings,
         engine=engine,
@@ -54,11 +58,13 @@ def build_services(settings: Settings) -> Services:
         request_log=runtime.request_log,
         comparison_store=comparison_store,
         comparator=ModelComparator(registry, store=comparison_store),
-        benchmarks=BenchmarkRunner(registry, comparison_store),
+        benchmarks=benchmarks,
         experiments=experiments,
         traffic_router=TrafficRouter(registry, experiments),
         metrics=MetricsTracker(engine),
         costs=CostTracker(engine),
         budgets=runtime.budgets,
-        workflows=WorkflowEngine(registry, engine),
+        workflows=workflows,
+        sweeper=RunSweeper((workflows.reclaim_interrupted, benchmarks.reclaim_interrupted),
+                           interval=settings.run_heartbeat_seconds),
     )

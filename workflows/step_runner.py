@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.call_path import new_request_id
+from models.call_path import Call, new_request_id
 from models.errors import ModelError
 from models.messages import GenerationRequest
 from models.model_registry import ModelRegistry
@@ -16,6 +17,7 @@ from workflows.definitions import StepDefinition
 from workflows.errors import StepError
 from workflows.templating import render
 
+log = logging.getLogger(__name__)
 WORKFLOW_CONTEXT = CallContext(source="workflow")
 
 
@@ -63,20 +65,23 @@ class StepRunner:
         self.request_log = request_log
 
     def run(self, step: StepDefinition, context: Mapping[str, Any], model: str, *,
-            caller: CallContext = WORKFLOW_CONTEXT, on_prompt: Callable[[str], None] | None = None) -> StepOutcome:
-        """Run `step` with `model`; returns a succeeded or defaulted outcome, or raises StepFailedError."""
+            caller: CallContext = WORKFLOW_CONTEXT,
+            on_attempt: Callable[[StepOutcome], None] | None = None) -> StepOutcome:
+        """Run `step` with `model`; returns a succeeded or defaulted outcome, or raises StepFailedError.
+
+        `on_attempt` sees the outcome as each call starts (its prompt, model and attempts, the new one last), so
+        the caller can persist the call in flight before it is made.
+        """
         outcome = StepOutcome(model=model)
         try:
             outcome.prompt = render(step.prompt_template, context)
             system = render(step.system, context) if step.system else None
         except StepError as exc:
             return self.recover(step, outcome, exc)
-        if on_prompt is not None:
-            on_prompt(outcome.prompt)
         last_error: ModelError | StepError | None = None
         for candidate in self._attempt_models(step, model):
             try:
-                return self._attempt(step, outcome, candidate, system, caller)
+                return self._attempt(step, outcome, candidate, system, caller, on_attempt)
             except (ModelError, StepError) as exc:
                 last_error = exc
         assert last_error is not None
@@ -91,11 +96,13 @@ class StepRunner:
         return plan
 
     def _attempt(self, step: StepDefinition, outcome: StepOutcome, model: str, system: str | None,
-                 caller: CallContext) -> StepOutcome:
+                 caller: CallContext, on_attempt: Callable[[StepOutcome], None] | None) -> StepOutcome:
         request_id = new_request_id()
         outcome.attempts.append(request_id)
         outcome.model = model
         request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
+        if on_attempt is not None:
+            on_attempt(outcome)
         try:
             result = self.registry.require_model(model).run(request, caller.model_copy(
                 update={"request_id": request_id})).result
@@ -115,6 +122,21 @@ class StepRunner:
         if row is not None:
             outcome.request_id = request_id
             outcome.add_figures(row["total_tokens"], row["cost"], row["latency"])
+
+    def record_interrupted(self, step: StepDefinition, request_id: str, model: str, prompt: str | None,
+                           context: CallContext, reason: str) -> None:
+        """Record the call a dead process left in flight, unless it has its row already (it ended).
+
+        What is known of it: the step's model, rendered prompt and parameters (the system prompt was not saved).
+        """
+        if self.request_log.get(request_id) is not None:
+            return
+        bound = self.registry.get_model(model)
+        if bound is None:  # the model is no longer configured: nothing can say which provider it was
+            log.warning("Cannot record the interrupted call %s: model %r is not registered", request_id, model)
+            return
+        request = GenerationRequest.build(prompt or "", params=step.only_generation())
+        bound.call_path.record_interrupted(Call(bound, request, context, request_id), reason)
 
     @staticmethod
     def recover(step: StepDefinition, outcome: StepOutcome, error: ModelError | StepError) -> StepOutcome:

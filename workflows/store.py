@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.clock import utcnow
 from storage.database import ID_TYPE, metadata, read, write
-from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, refresh_heartbeats
+from storage.heartbeat import INTERRUPTED_ERROR, STALE_AFTER, abandoned, any_abandoned, refresh_heartbeats
 
 RESUMABLE = ("failed", "interrupted")
 
@@ -95,6 +96,15 @@ workflow_run_steps = Table(
     UniqueConstraint("run_id", "position", name="uq_workflow_run_steps_run_position"),
     Index("ix_workflow_run_steps_request_id", "request_id"),
 )
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What `mark_interrupted` marked: the runs, and the steps that were running in them (their last call's id,
+    model and prompt, as saved when the call started)."""
+
+    run_ids: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 class WorkflowStore:
@@ -217,21 +227,28 @@ class WorkflowStore:
         """Tell other processes that `owner` is still driving its running runs; returns how many."""
         return refresh_heartbeats(self.engine, workflow_runs, owner)
 
-    def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> int:
-        """Runs left `running` without a heartbeat for `stale_after` become `interrupted`; returns how many.
+    def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> Interrupted:
+        """Runs left `running` without a heartbeat for `stale_after` become `interrupted`, with their running steps.
 
         Their driver died. Runs another live process drives (a worker, a CLI command, another host) keep beating
         and are left alone; runs without a heartbeat (ownerless, or from before heartbeats) count as abandoned.
+        The update is atomic, so of several processes sweeping at once exactly one gets each run.
         """
+        steps = workflow_run_steps.c
+        if not any_abandoned(self.engine, workflow_runs, stale_after):
+            return Interrupted()
         with write(self.engine) as conn:
             marked = conn.execute(update(workflow_runs).where(abandoned(workflow_runs, stale_after)).values(
                 status="interrupted", error=INTERRUPTED_ERROR, updated_at=utcnow(),
             ).returning(workflow_runs.c.run_id)).scalars().all()
-            if marked:  # exactly the runs marked: a run whose heartbeat came in meanwhile keeps its steps
-                conn.execute(update(workflow_run_steps).where(
-                    workflow_run_steps.c.run_id.in_(marked) & (workflow_run_steps.c.status == "running")
-                ).values(status="interrupted"))
-            return len(marked)
+            if not marked:
+                return Interrupted()
+            # exactly the runs marked: a run whose heartbeat came in meanwhile keeps its steps
+            in_flight = steps.run_id.in_(marked) & (steps.status == "running")
+            running = conn.execute(select(steps.run_id, steps.position, steps.request_id, steps.model, steps.prompt)
+                                   .where(in_flight)).mappings().all()
+            conn.execute(update(workflow_run_steps).where(in_flight).values(status="interrupted"))
+        return Interrupted(list(marked), [dict(step) for step in running])
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run with its steps in order."""

@@ -17,7 +17,7 @@ from models.params import CallContext
 from models.request_log import RequestLogRepository
 from storage.clock import utcnow
 from storage.database import engine_for
-from storage.heartbeat import RunHeartbeat
+from storage.heartbeat import INTERRUPTED_ERROR, RunHeartbeat, stale_after
 from workflows.conditions import evaluate
 from workflows.definitions import (
     StepDefinition,
@@ -74,8 +74,9 @@ class _ActiveRun:
 class WorkflowEngine:
     """Execute multi-step workflows.
 
-    Construction marks runs `interrupted` whose driving process stopped beating (it died); runs that another live
-    process (a gunicorn worker, a CLI command, another host) is driving are left alone.
+    Construction, `reclaim_interrupted` (which the service's sweep calls) and `resume` mark runs `interrupted` whose
+    driving process stopped beating (it died); runs that another live process (a gunicorn worker, a CLI command,
+    another host) is driving are left alone.
     """
 
     def __init__(self, model_registry: ModelRegistry | None = None, db_path: Engine | str | None = None, *,
@@ -85,10 +86,9 @@ class WorkflowEngine:
         self.store = WorkflowStore(self.registry.engine if db_path is None else engine_for(db_path))
         self.runner = StepRunner(self.registry, RequestLogRepository(self.registry.engine))
         self.max_parallel = max_parallel
-        self.heartbeat = RunHeartbeat(self.store.heartbeat, name="workflow-heartbeat")
-        self.interrupted_at_start = self.store.mark_interrupted() if recover_interrupted else 0
-        if self.interrupted_at_start:
-            log.warning("Marked %d workflow run(s) left running as interrupted", self.interrupted_at_start)
+        self.heartbeat = RunHeartbeat(self.store.heartbeat, name="workflow-heartbeat",
+                                      interval=self.registry.settings.run_heartbeat_seconds)
+        self.interrupted_at_start = self.reclaim_interrupted() if recover_interrupted else 0
 
     @property
     def model_registry(self) -> ModelRegistry:
@@ -99,6 +99,29 @@ class WorkflowEngine:
     def owner(self) -> str:
         """Whom this engine's runs are recorded as driven by: host, process and engine."""
         return self.heartbeat.owner
+
+    def reclaim_interrupted(self) -> int:
+        """Mark the runs whose driver died `interrupted` (resumable), and record the call each had in flight as
+        an error, since its own process never will; returns how many runs."""
+        interrupted = self.store.mark_interrupted(stale_after(self.heartbeat.interval))
+        if interrupted.run_ids:
+            log.warning("Marked %d workflow run(s) left running as interrupted", len(interrupted.run_ids))
+        for step in interrupted.steps:
+            if step["request_id"]:
+                self._record_lost_call(step)
+        return len(interrupted.run_ids)
+
+    def _record_lost_call(self, step: dict[str, Any]) -> None:
+        run = self.store.get_run(step["run_id"])
+        assert run is not None
+        definition = load_definition(run["definition"]).steps[step["position"]]
+        context = WORKFLOW_CONTEXT.with_tags(f"workflow_run:{step['run_id']}")
+        try:
+            self.runner.record_interrupted(definition, step["request_id"], step["model"], step["prompt"], context,
+                                           f"{INTERRUPTED_ERROR} (workflow run {step['run_id']})")
+        except UnknownModelError:
+            log.warning("Call %s of interrupted run %s is not recorded: model %r is no longer registered",
+                        step["request_id"], step["run_id"], step["model"])
 
     # -- running -------------------------------------------------------------------------------
 
@@ -137,6 +160,8 @@ class WorkflowEngine:
     def resume(self, run_id: str, *, caller: CallContext | None = None) -> dict[str, Any]:
         """Continue a failed or interrupted run from its first incomplete step; completed steps are kept."""
         run = self.store.get_run(run_id)
+        if run is not None and run["status"] == "running" and self.reclaim_interrupted():
+            run = self.store.get_run(run_id)  # its driver may have died since the last sweep
         if run is None:
             raise RunNotFoundError(f"No workflow run {run_id!r}", details={"run_id": run_id})
         if run["status"] not in RESUMABLE:
@@ -229,7 +254,7 @@ class WorkflowEngine:
         self._save(active, position, status="running", started_at=utcnow(), error=None)
         try:
             outcome = self.runner.run(step, context, active.models[position], caller=active.caller,
-                                      on_prompt=lambda prompt: self._save(active, position, prompt=prompt))
+                                      on_attempt=lambda attempt: self._save_attempt(active, position, attempt))
         except StepFailedError as error:
             self._save_failure(active, position, error)
             raise _StageFailure(step.name or "", error) from None
@@ -237,6 +262,13 @@ class WorkflowEngine:
             self._save(active, position, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
             raise
         self._save_outcome(active, position, outcome)
+
+    def _save_attempt(self, active: _ActiveRun, position: int, outcome: StepOutcome) -> None:
+        """Persist the call about to start (its id last in `attempts`), so that if this process dies the sweep
+        finds it; not mirrored in memory, where the record keeps the figures from before this drive."""
+        earlier = active.records[position]["attempts"] or []
+        self.store.update_step(active.run_id, position, prompt=outcome.prompt, model=outcome.model,
+                               request_id=outcome.attempts[-1], attempts=[*earlier, *outcome.attempts])
 
     def _save_outcome(self, active: _ActiveRun, position: int, outcome: StepOutcome) -> None:
         self._save(active, position, **_figures(active.records[position], outcome), status=outcome.status,
