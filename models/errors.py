@@ -99,6 +99,20 @@ class ConnectionLostError(ProviderUnavailableError):
     """The connection broke before the answer was complete (a reset, or a close mid-body): retried like a 503."""
 
 
+def error_for_status(status: int | None) -> type[ProviderError]:
+    """The error class for an upstream HTTP status, shared by every provider: 401/403 auth, 429 rate limit,
+    408 timeout, other 4xx the request, and 5xx (or no status: an in-stream error event) unavailable."""
+    if status in (401, 403):
+        return ProviderAuthError
+    if status == 429:
+        return RateLimitedError
+    if status == 408:
+        return ProviderTimeoutError
+    if status is not None and 400 <= status < 500:
+        return InvalidRequestError
+    return ProviderUnavailableError
+
+
 class ProviderTimeoutError(ProviderError):
     code = "provider_timeout"
     http_status = 504

@@ -21,7 +21,7 @@ from models.errors import (
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    RateLimitedError,
+    error_for_status,
 )
 from models.retry import RetryPolicy
 
@@ -72,17 +72,7 @@ def _api_error(exc: genai_errors.APIError, attempts: int) -> ProviderError:
     if attempts > 1:
         message += f" ({_attempts(attempts)})"
     details: dict[str, Any] = {"provider": "gemini", "provider_code": exc.status}
-    cls: type[ProviderError]
-    if code in (401, 403) or _reason(exc) == "API_KEY_INVALID":
-        cls = ProviderAuthError
-    elif code == 429:
-        cls = RateLimitedError
-    elif code == 408:
-        cls = ProviderTimeoutError
-    elif code is not None and 400 <= code < 500:
-        cls = InvalidRequestError
-    else:
-        cls = ProviderUnavailableError
+    cls = ProviderAuthError if _reason(exc) == "API_KEY_INVALID" else error_for_status(code)  # a bad key is a 400
     return cls(message, provider_status=code, details=details)
 
 

@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from models.errors import (
     ConnectionLostError,
-    InvalidRequestError,
     MalformedResponseError,
     ModelError,
-    ProviderAuthError,
-    ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    RateLimitedError,
+    error_for_status,
 )
 from models.retry import RetryPolicy
 
@@ -75,25 +72,13 @@ def map_error(exc: BaseException, *, attempts: int, label: str, timeout: float, 
         message = f"The {label} answered {status or 'a stream error'}{kind}: {upstream}{suffix}"
         if exc.code:
             details["provider_code"] = _scrub(str(exc.code), secret)
-        return _error_class(status)(message, provider_status=status, details=details)
+        return error_for_status(status)(message, provider_status=status, details=details)
     return exc
 
 
 def malformed_response(label: str, body: str, secret: str) -> MalformedResponseError:
     """The error for a 200 whose body is not a chat completion (or not an event stream), quoting its start."""
     return MalformedResponseError.quoting(f"The {label}", _scrub(body, secret), "openai_compatible")
-
-
-def _error_class(status: int | None) -> type[ProviderError]:
-    if status in (401, 403):
-        return ProviderAuthError
-    if status == 429:
-        return RateLimitedError
-    if status == 408:
-        return ProviderTimeoutError
-    if status is not None and 400 <= status < 500:
-        return InvalidRequestError
-    return ProviderUnavailableError  # 5xx, or an error event without a status
 
 
 def _message(exc: openai.APIError) -> str:
