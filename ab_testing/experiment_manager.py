@@ -60,9 +60,12 @@ class ExperimentManager:
 
     def create_experiment(
         self, name: str | Mapping[str, Any] | ExperimentSpec, variant_a: str | None = None,
-        variant_b: str | None = None,
+        variant_b: str | None = None, *, owner: str | None = None,
     ) -> int:
-        """`create_experiment(name, model_a, model_b)` as originally (running, A = control), or a general spec."""
+        """`create_experiment(name, model_a, model_b)` as originally (running, A = control), or a general spec.
+
+        `owner` is the API key creating it: a managed key sees and changes only the experiments it owns.
+        """
         if isinstance(name, str):
             if not variant_a or not variant_b:
                 raise InvalidExperimentError("variant_a and variant_b (model names) are required",
@@ -77,22 +80,32 @@ class ExperimentManager:
             {"key": key, "name": spec.name, "status": "running" if spec.start else "draft",
              "control": spec.control, "coverage": spec.coverage, "seed": spec.seed or key,
              "primary_metric": spec.primary_metric, "alpha": spec.alpha, "power": spec.power,
-             "min_sample_size": spec.min_sample_size, "min_conversions": spec.min_conversions, "mde": spec.mde},
+             "min_sample_size": spec.min_sample_size, "min_conversions": spec.min_conversions, "mde": spec.mde,
+             "api_key_id": owner},
             [variant.model_dump() for variant in spec.variants],
         )
         log.info("Experiment created: %s (ID: %s)", spec.name, experiment_id)
         return experiment_id
 
-    def get_experiment(self, experiment_id: int) -> dict[str, Any]:
-        """The experiment with its variants; raises ExperimentNotFoundError."""
+    def get_experiment(self, experiment_id: int, owner: str | None = None) -> dict[str, Any]:
+        """The experiment with its variants; raises ExperimentNotFoundError (also for another tenant's)."""
         experiment = self.store.get(experiment_id)
-        if experiment is None:
+        if experiment is None or (owner is not None and experiment["api_key_id"] != owner):
             raise ExperimentNotFoundError.for_id(experiment_id)
         return experiment
 
-    def list_experiments(self) -> list[dict[str, Any]]:
-        """Newest first; a two-variant experiment also names its models under the original's variant_a/b."""
-        return [_with_original_variants(experiment) for experiment in self.store.list()]
+    def check_owner(self, experiment_id: int, owner: str | None) -> None:
+        """Refuse (as not found) an experiment that exists but belongs to another tenant; a missing one is left
+        to the operation, so input errors are still reported first."""
+        experiment = self.store.get(experiment_id)
+        if experiment is not None and owner is not None and experiment["api_key_id"] != owner:
+            raise ExperimentNotFoundError.for_id(experiment_id)
+
+    def list_experiments(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Newest first (only `owner`'s when given); a two-variant experiment also names its models under the
+        original's variant_a/b."""
+        return [_with_original_variants(experiment) for experiment in self.store.list()
+                if owner is None or experiment["api_key_id"] == owner]
 
     def transition(self, experiment_id: int, action: str) -> dict[str, Any]:
         """Apply a lifecycle action (start, pause, complete) atomically; returns the updated experiment."""

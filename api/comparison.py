@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from flask import Response, g, jsonify, url_for
+from flask import Response, g, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object, text_body
 from api.services import services
+from api.tenancy import caller_key, tenant
 from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
 from comparison.model_comparator import MAX_REPETITIONS
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
@@ -117,6 +118,14 @@ def get_comparison(path: ComparisonPath) -> Response:
     return jsonify(services().comparison_store.get_comparison(path.comparison_id))
 
 
+@bp.before_request
+def _only_own_benchmarks() -> None:
+    """Every `/benchmarks/<id>/...` route: another tenant's run is as absent as a missing one."""
+    run_id = (request.view_args or {}).get("run_id")
+    if run_id is not None:
+        services().comparison_store.get_benchmark(run_id, owner=tenant())
+
+
 @bp.post("/benchmarks", responses={202: BENCHMARK_RUN})
 def start_benchmark(body: BenchmarkRequest) -> Response:
     """Start a benchmark run in the background; poll the `Location` for progress and the report."""
@@ -126,7 +135,7 @@ def start_benchmark(body: BenchmarkRequest) -> Response:
         dataset = load_dataset()
     run_id = services().benchmarks.start(
         body.models, dataset.select(tasks=body.tasks, limit=body.limit), temperature=body.temperature,
-        max_tokens=body.max_tokens, quality_bar=body.quality_bar,
+        max_tokens=body.max_tokens, quality_bar=body.quality_bar, owner=caller_key(),
     )
     return _accepted(run_id)
 
@@ -141,7 +150,7 @@ def resume_benchmark(path: BenchmarkPath) -> Response:
 @bp.get("/benchmarks", responses={200: json_object("The newest benchmark runs")})
 def list_benchmarks(query: ListQuery) -> Response:
     """Benchmark runs, newest first."""
-    rows = [_public_run(run) for run in services().comparison_store.list_benchmarks(query.limit)]
+    rows = [_public_run(run) for run in services().comparison_store.list_benchmarks(query.limit, owner=tenant())]
     return jsonify({"benchmarks": rows, "count": len(rows)})
 
 

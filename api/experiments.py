@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object
 from api.services import services
+from api.tenancy import caller_key, tenant
 from models.params import UserId
 
 bp = ApiBlueprint("experiments", __name__, url_prefix="/api")
@@ -82,22 +83,30 @@ class TransitionPath(ExperimentPath):
 EXPERIMENT = json_object("The experiment with its variants, weights and status")
 
 
+@bp.before_request
+def _only_own_experiments() -> None:
+    """Every `/experiment/<id>/...` route: another tenant's experiment is as absent as a missing one."""
+    experiment_id = (request.view_args or {}).get("experiment_id")
+    if experiment_id is not None:
+        services().experiments.check_owner(experiment_id, tenant())
+
+
 @bp.post("/experiment", responses={201: json_object("The new experiment's id")})
 def create_experiment(body: CreateExperimentBody) -> tuple[Response, int]:
     """Create an experiment in draft (a spec) or running (the original two-model body)."""
     manager = services().experiments
     spec = body.root
     if isinstance(spec, ExperimentSpec):
-        experiment_id = manager.create_experiment(spec)
+        experiment_id = manager.create_experiment(spec, owner=caller_key())
     else:
-        experiment_id = manager.create_experiment(spec.name, spec.variant_a, spec.variant_b)
+        experiment_id = manager.create_experiment(spec.name, spec.variant_a, spec.variant_b, owner=caller_key())
     return jsonify({"status": "success", "experiment_id": experiment_id}), 201
 
 
 @bp.get("/experiments", responses={200: json_object("Every experiment")})
 def list_experiments() -> Response:
     """All experiments."""
-    experiments = services().experiments.list_experiments()
+    experiments = services().experiments.list_experiments(owner=tenant())
     return jsonify({"status": "success", "experiments": experiments, "count": len(experiments)})
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, json_object
 from api.services import services
+from api.tenancy import tenant
 from models.params import MAX_TAGS, CallContext, MaxTokens, Tag, UserId
 from workflows.definitions import WORKFLOW_NAME, WorkflowDefinition, load_definition
 from workflows.graph import mermaid
@@ -137,17 +138,18 @@ def workflow_graph(path: NamePath, query: VersionQuery) -> Response:
 @bp.get("/workflow/runs", responses={200: json_object("The newest runs")})
 def list_runs(query: RunsQuery) -> Response:
     """Workflow runs, newest first."""
-    runs = _engine().list_runs(query.limit, status=query.status, workflow_name=query.workflow)
+    runs = _engine().list_runs(query.limit, status=query.status, workflow_name=query.workflow, owner=tenant())
     return jsonify({"runs": runs, "count": len(runs)})
 
 
 @bp.get("/workflow/runs/<run_id>", responses={200: json_object("One run with its steps")})
 def get_run(path: RunPath) -> Response:
     """A workflow run and its steps."""
-    return jsonify({"run": _engine().get_run(path.run_id)})
+    return jsonify({"run": _engine().get_run(path.run_id, owner=tenant())})
 
 
 @bp.post("/workflow/runs/<run_id>/resume", responses={200: RUN_RESULT})
 def resume_run(path: RunPath) -> Response:
     """Resume an interrupted or failed run from its first unfinished step."""
+    _engine().get_run(path.run_id, owner=tenant())  # another tenant's run is as absent as a missing one
     return jsonify({"status": "success", "workflow": _engine().resume(path.run_id, caller=_caller())})

@@ -70,8 +70,12 @@ class BenchmarkRunner:
         return marked
 
     def create(self, models: Sequence[str], dataset: Dataset | None = None, *, temperature: float | None = 0.0,
-               max_tokens: int | None = None, quality_bar: float = DEFAULT_QUALITY_BAR) -> int:
-        """Validate models and parameters and record a pending run; nothing is called yet."""
+               max_tokens: int | None = None, quality_bar: float = DEFAULT_QUALITY_BAR,
+               owner: str | None = None) -> int:
+        """Validate models and parameters and record a pending run; nothing is called yet.
+
+        `owner` is the API key starting it: the run is its own, and its calls count against that key's budgets.
+        """
         if isinstance(models, str) or not models:
             raise ComparisonConfigError("Give a non-empty list of model names")
         if not 0 <= quality_bar <= 1:
@@ -83,7 +87,7 @@ class BenchmarkRunner:
         params = {"temperature": temperature, "max_tokens": max_tokens, "quality_bar": quality_bar,
                   "items": [asdict(item) for item in dataset.items]}
         return self.store.create_benchmark(dataset=dataset.name, models=names,
-                                           total=len(dataset.items) * len(names), params=params)
+                                           total=len(dataset.items) * len(names), params=params, owner=owner)
 
     def execute(self, run_id: int, on_progress: Progress | None = None) -> dict[str, Any]:
         """Run a created benchmark to the end; returns the report (also stored in the run record)."""
@@ -184,7 +188,9 @@ class BenchmarkRunner:
         """One item on every model at once; each answer is scored and stored as soon as it arrives."""
         plan = build_scoring(item.scorers, self.registry, item.reference)
         call = PromptParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"])
-        context = COMPARISON_CONTEXT.with_tags("benchmark", f"benchmark:{run_id}")
+        owner = self.store.get_benchmark(run_id)["api_key_id"]
+        context = COMPARISON_CONTEXT.model_copy(update={"api_key_id": owner}).with_tags("benchmark",
+                                                                                       f"benchmark:{run_id}")
 
         def answer(model: BaseModel) -> dict[str, Any]:
             return score_result(item, model.name, call_once(model, item.prompt, call, context), plan)

@@ -23,12 +23,13 @@ class BenchmarkRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any]) -> int:
+    def create(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any],
+               api_key_id: str | None = None) -> int:
         now = utcnow()
         with write(self.engine) as conn:
             return inserted_id(conn.execute(benchmark_runs.insert().values(
                 created_at=now, updated_at=now, status="pending", dataset=dataset, models=models,
-                params=params, total=total, completed=0,
+                params=params, total=total, completed=0, api_key_id=api_key_id,
             )))
 
     def claim(self, run_id: int, owner: str, statuses: tuple[str, ...] = ("pending",)) -> bool:
@@ -86,8 +87,10 @@ class BenchmarkRepository:
             row = conn.execute(select(benchmark_runs).where(benchmark_runs.c.id == run_id)).mappings().first()
         return _iso(dict(row)) if row else None
 
-    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, limit: int = 50, api_key_id: str | None = None) -> list[dict[str, Any]]:
         query = select(benchmark_runs).order_by(benchmark_runs.c.id.desc()).limit(limit)
+        if api_key_id is not None:
+            query = query.where(benchmark_runs.c.api_key_id == api_key_id)
         with read(self.engine) as conn:
             return [_iso(dict(row)) for row in conn.execute(query).mappings()]
 

@@ -96,8 +96,9 @@ class ComparisonStore:
     def leaderboard(self) -> list[dict[str, Any]]:
         return leaderboard(self.comparisons.entry_counts(), self.ratings())
 
-    def create_benchmark(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any]) -> int:
-        return self.benchmarks.create(dataset=dataset, models=models, total=total, params=params)
+    def create_benchmark(self, *, dataset: str, models: list[str], total: int, params: dict[str, Any],
+                         owner: str | None = None) -> int:
+        return self.benchmarks.create(dataset=dataset, models=models, total=total, params=params, api_key_id=owner)
 
     def record_benchmark_result(self, run_id: int, result: dict[str, Any]) -> int:
         """Store one answer; returns how many answers the run has now (its progress)."""
@@ -119,10 +120,11 @@ class ComparisonStore:
         """Benchmark runs left `running` by a runner that stopped beating become `interrupted`; returns how many."""
         return self.benchmarks.mark_interrupted(stale_after)
 
-    def get_benchmark(self, run_id: int, *, with_results: bool = False) -> dict[str, Any]:
-        """The run record with its progress; `with_results` adds every stored answer."""
+    def get_benchmark(self, run_id: int, *, with_results: bool = False, owner: str | None = None) -> dict[str, Any]:
+        """The run record with its progress; `with_results` adds every stored answer; another tenant's (`owner`)
+        run is as absent as a missing one."""
         run = self.benchmarks.get(run_id)
-        if run is None:
+        if run is None or (owner is not None and run["api_key_id"] != owner):
             raise BenchmarkNotFoundError(f"No benchmark run with id {run_id}", details={"id": run_id})
         total = run["total"] or 0
         run["progress"] = {"completed": run["completed"], "total": total,
@@ -134,8 +136,8 @@ class ComparisonStore:
     def benchmark_results(self, run_id: int) -> list[dict[str, Any]]:
         return self.benchmarks.results(run_id)
 
-    def list_benchmarks(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.benchmarks.list(limit)
+    def list_benchmarks(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        return self.benchmarks.list(limit, owner)
 
 
 def _with_original_keys(comparison: dict[str, Any]) -> dict[str, Any]:

@@ -80,3 +80,31 @@ def test_docs_forbid_framing_and_foreign_scripts(client):
     assert f'<script nonce="{nonce}">' in response.get_data(as_text=True)
     assert response.headers["X-Frame-Options"] == "DENY"
     assert client.get("/docs").headers["Content-Security-Policy"] != policy  # a fresh nonce per page
+
+
+def test_a_key_sees_and_changes_only_its_own_experiments(tenants):
+    a, b = tenants["a"], tenants["b"]
+    created = a("POST", "/api/experiment", json={"name": "tone", "variant_a": "fake", "variant_b": "fake"})
+    experiment_id = created.get_json()["experiment_id"]
+    assert b("GET", "/api/experiments").get_json()["experiments"] == []
+    for method, path, body in (("GET", "", None), ("GET", "/stats", None), ("POST", "/complete", None),
+                               ("POST", "/test", {"user_id": "u", "prompt": "hi"}),
+                               ("POST", "/record", {"variant": "A", "success": True})):
+        response = b(method, f"/api/experiment/{experiment_id}{path}", json=body)
+        assert response.status_code == 404, (method, path)
+    assert a("GET", f"/api/experiment/{experiment_id}/stats").status_code == 200
+    assert len(tenants["ops"]("GET", "/api/experiments").get_json()["experiments"]) == 1
+
+
+def test_a_key_sees_and_resumes_only_its_own_runs(tenants):
+    a, b = tenants["a"], tenants["b"]
+    workflow = {"steps": [{"name": "s", "prompt_template": "Say {input}"}], "input": "x"}
+    run_id = a("POST", "/api/workflow", json=workflow).get_json()["workflow"]["run_id"]
+    assert b("GET", "/api/workflow/runs").get_json()["runs"] == []
+    assert b("GET", f"/api/workflow/runs/{run_id}").status_code == 404
+    assert b("POST", f"/api/workflow/runs/{run_id}/resume").status_code == 404
+    assert a("GET", f"/api/workflow/runs/{run_id}").status_code == 200
+    benchmark = a("POST", "/api/benchmarks", json={"models": ["fake"], "limit": 1}).get_json()
+    assert b("GET", f"/api/benchmarks/{benchmark['id']}").status_code == 404
+    assert b("GET", "/api/benchmarks").get_json()["benchmarks"] == []
+    assert [r["id"] for r in a("GET", "/api/benchmarks").get_json()["benchmarks"]] == [benchmark["id"]]

@@ -168,7 +168,8 @@ class WorkflowStore:
 
     def create_run(self, run_id: str, *, workflow_name: str, workflow_version: int | None,
                    definition: dict[str, Any], input_text: str, variables: dict[str, Any],
-                   steps: Sequence[dict[str, Any]], owner: str | None = None) -> None:
+                   steps: Sequence[dict[str, Any]], owner: str | None = None,
+                   api_key_id: str | None = None) -> None:
         """Insert a `running` run and one `pending` row per step (`name`, `step_group`, `model`).
 
         An `owner` gets a first heartbeat; without one the run is fair game for `mark_interrupted`.
@@ -178,7 +179,7 @@ class WorkflowStore:
             conn.execute(workflow_runs.insert().values(
                 run_id=run_id, workflow_name=workflow_name, workflow_version=workflow_version, status="running",
                 definition=definition, input=input_text, variables=variables, wall_time=0.0,
-                created_at=now, updated_at=now, **_ownership(owner, now),
+                created_at=now, updated_at=now, api_key_id=api_key_id, **_ownership(owner, now),
             ))
             conn.execute(workflow_run_steps.insert(), [  # same keys in every row: executemany uses the first's
                 {"run_id": run_id, "position": position, "status": "pending", "name": step["name"],
@@ -262,15 +263,17 @@ class WorkflowStore:
         data["steps"] = [_dates(dict(step)) for step in steps]
         return data
 
-    def list_runs(self, limit: int = 50, *, status: str | None = None,
-                  workflow_name: str | None = None) -> list[dict[str, Any]]:
-        """Newest first, without steps or the definition snapshot."""
+    def list_runs(self, limit: int = 50, *, status: str | None = None, workflow_name: str | None = None,
+                  api_key_id: str | None = None) -> list[dict[str, Any]]:
+        """Newest first, without steps or the definition snapshot; one tenant's when `api_key_id` is given."""
         columns = [c for c in workflow_runs.c if c.name != "definition"]
         query = select(*columns).order_by(workflow_runs.c.created_at.desc(), workflow_runs.c.run_id).limit(limit)
         if status is not None:
             query = query.where(workflow_runs.c.status == status)
         if workflow_name is not None:
             query = query.where(workflow_runs.c.workflow_name == workflow_name)
+        if api_key_id is not None:
+            query = query.where(workflow_runs.c.api_key_id == api_key_id)
         with read(self.engine) as conn:
             return [_dates(dict(row)) for row in conn.execute(query).mappings()]
 

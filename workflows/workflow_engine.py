@@ -115,7 +115,8 @@ class WorkflowEngine:
         run = self.store.get_run(step["run_id"])
         assert run is not None
         definition = load_definition(run["definition"]).steps[step["position"]]
-        context = WORKFLOW_CONTEXT.with_tags(f"workflow_run:{step['run_id']}")
+        context = WORKFLOW_CONTEXT.model_copy(update={"api_key_id": run["api_key_id"]}).with_tags(
+            f"workflow_run:{step['run_id']}")
         try:
             self.runner.record_interrupted(definition, step["request_id"], step["model"], step["prompt"], context,
                                            f"{INTERRUPTED_ERROR} (workflow run {step['run_id']})")
@@ -145,6 +146,7 @@ class WorkflowEngine:
             self.store.create_run(
                 run_id, workflow_name=definition.name, workflow_version=version, definition=definition.dump(),
                 input_text=input_text, variables=variables, owner=owner,
+                api_key_id=caller.api_key_id if caller else None,
                 steps=[{"name": s.name, "step_group": s.group, "model": models[i]}
                        for i, s in enumerate(definition.steps)],
             )
@@ -288,16 +290,16 @@ class WorkflowEngine:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def get_run(self, run_id: str, *, with_definition: bool = True) -> dict[str, Any]:
-        """A run with its steps, shaped like `execute_workflow`'s result."""
+    def get_run(self, run_id: str, *, with_definition: bool = True, owner: str | None = None) -> dict[str, Any]:
+        """A run with its steps, shaped like `execute_workflow`'s result; another tenant's (`owner`) is absent."""
         run = self.store.get_run(run_id)
-        if run is None:
+        if run is None or (owner is not None and run["api_key_id"] != owner):
             raise RunNotFoundError(f"No workflow run {run_id!r}", details={"run_id": run_id})
         return _public_run(run, with_definition=with_definition)
 
-    def list_runs(self, limit: int = 50, *, status: str | None = None,
-                  workflow_name: str | None = None) -> list[dict[str, Any]]:
-        return self.store.list_runs(limit, status=status, workflow_name=workflow_name)
+    def list_runs(self, limit: int = 50, *, status: str | None = None, workflow_name: str | None = None,
+                  owner: str | None = None) -> list[dict[str, Any]]:
+        return self.store.list_runs(limit, status=status, workflow_name=workflow_name, api_key_id=owner)
 
     def get_workflow_history(self, limit: int = 10) -> list[dict[str, Any]]:
         """The original name: the latest runs, newest first, each also under the original's keys."""
