@@ -7,7 +7,7 @@ import pytest
 from workflows import parsers
 from workflows.conditions import analyze_expression, evaluate
 from workflows.definitions import check_definition, check_variables, load_definition
-from workflows.errors import OutputParseError, TemplateRenderError, WorkflowValidationError
+from workflows.errors import OutputParseError, ParserTimeoutError, TemplateRenderError, WorkflowValidationError
 from workflows.templating import analyze_template, render, to_jinja
 
 PAYLOADS = [
@@ -90,7 +90,7 @@ def test_duplicate_names_and_split_groups_are_rejected() -> None:
 def test_structural_errors_name_the_field() -> None:
     with pytest.raises(WorkflowValidationError) as info:
         load_definition(_definition({"prompt": "x", "parser": {"type": "regex", "pattern": "(?P<a>x)("}}))
-    assert info.value.fields[0]["field"] == "steps.0.parser"
+    assert info.value.fields[0]["field"] == "steps.0.parser.pattern"
     with pytest.raises(WorkflowValidationError) as info:
         load_definition(_definition({"prompt": "x", "on_error": {"action": "fallback"}}))
     assert info.value.fields[0]["field"] == "steps.0.on_error"
@@ -136,3 +136,10 @@ def test_regex_parser_returns_the_named_group() -> None:
         parsers.check_pattern(r"(\d+)", None)
     with pytest.raises(ValueError, match="invalid JSON Schema"):
         parsers.check_schema({"type": "no-such-type"})
+
+
+def test_regex_parser_stops_a_catastrophic_pattern_at_the_time_limit() -> None:
+    assert parsers.parse_regex("a" * 31 + "!", r"(?P<a>(a+)+)!$").output == "a" * 31  # no backtracking blow-up
+    with pytest.raises(ParserTimeoutError) as info:
+        parsers.parse_regex("a" * 5000 + "!", r"(?P<a>(a|aa)+)$")
+    assert info.value.http_status == 400 and info.value.code == "pattern_timeout"

@@ -57,6 +57,13 @@ class OutputParseError(StepError):
     code = "parse_error"
 
 
+class ParserTimeoutError(OutputParseError):
+    """The parser's pattern backtracked past its time limit: the caller's pattern, so a 400."""
+
+    code = "pattern_timeout"
+    http_status = 400
+
+
 class TemplateRenderError(StepError):
     """A template or condition failed while rendering with the run's values."""
 
