@@ -65,9 +65,16 @@ class ParserTimeoutError(OutputParseError):
 
 
 class TemplateRenderError(StepError):
-    """A template or condition failed while rendering with the run's values."""
+    """A template or condition failed while rendering with the run's values: the caller's template, so a 400."""
 
     code = "render_error"
+    http_status = 400
+
+
+class TemplateLimitError(TemplateRenderError):
+    """A template would build more text than allowed, or render longer than allowed."""
+
+    code = "template_limit"
 
 
 class WorkflowStepFailedError(WorkflowError):
