@@ -1,4 +1,9 @@
-"""Rate limits on `/api/` with Flask-Limiter: per API key, else per client IP; memory or Redis storage."""
+"""Rate limits on `/api/` with Flask-Limiter: per API key, else per client IP; memory or Redis storage.
+
+An unreachable shared store fails open: Flask-Limiter logs a warning and keeps the limits in each
+process's memory until the store answers again (checked with a growing back-off), and `/health` reports
+`"rate_limits": "degraded"`; no call fails because of it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from core.settings import Settings
+
+LIMITER_KEY = "rate_limiter"
+STORE_TIMEOUT_SECONDS = 0.5  # a blackholed Redis host costs a call at most this much, not the OS's connect timeout
 
 
 def _limit_key() -> str:
@@ -23,8 +31,20 @@ def register_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
         app=app,
         default_limits=[settings.rate_limit],
         storage_uri=settings.rate_limit_storage_url or "memory://",
+        storage_options={"socket_connect_timeout": STORE_TIMEOUT_SECONDS, "socket_timeout": STORE_TIMEOUT_SECONDS},
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
         headers_enabled=True,
         strategy="fixed-window",
     )
     limiter.request_filter(lambda: not request.path.startswith("/api/"))
+    app.extensions[LIMITER_KEY] = limiter
     return limiter
+
+
+def rate_limit_state(app: Flask) -> str:
+    """`off` without RATE_LIMIT, `ok` while the store answers, `degraded` (limits kept per process) when not."""
+    limiter: Limiter | None = app.extensions.get(LIMITER_KEY)
+    if limiter is None:
+        return "off"
+    return "ok" if limiter.storage.check() else "degraded"
