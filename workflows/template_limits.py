@@ -247,10 +247,8 @@ def check_static(root: nodes.Node) -> None:
             _check_constant_filter(node)
         elif type(node) in _OPERATORS:
             left, right = _constant(node.left), _constant(node.right)
-            if left is not None and right is not None:
-                check_binop(_OPERATORS[type(node)], left, right)
-            elif type(node) is nodes.Pow and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise LimitExceeded(f"an exponent larger than {MAX_EXPONENT} is not allowed")
+            if right is not None and (left is not None or type(node) is nodes.Pow):  # an exponent alone can refuse
+                check_binop(_OPERATORS[type(node)], 0 if left is None else left, right)
 
 
 def _check_constant_filter(node: nodes.Filter) -> None:
@@ -267,7 +265,7 @@ def _check_constant_filter(node: nodes.Filter) -> None:
 
 
 def _constant(node: nodes.Node | None) -> Any:
-    """The value of a constant expression (`10 ** 8` included), or None."""
+    """The value of a literal (or a list, tuple or dict of literals), or None."""
     if node is None:
         return None
     try:
