@@ -1,9 +1,14 @@
 """Production server: `gunicorn -c gunicorn.conf.py 'api.app:create_app()'` (also `make serve`).
 
 Every value comes from `core.settings` (HOST, FLASK_PORT, WEB_CONCURRENCY, WEB_THREADS, WEB_WORKER_CLASS,
-WEB_GRACEFUL_TIMEOUT, WEB_PRELOAD). The default is gthread: 2 processes x 200 threads hold 200 provider
-calls in flight on 2 cores, however unevenly the kernel spreads connections over the workers (measured
-by `make bench-server`). The app is imported once in the master and forked (`preload_app`), so workers
+WEB_GRACEFUL_TIMEOUT, WEB_PRELOAD). The default is gthread: 2 processes x 1000 threads hold 200 provider
+calls in flight on 2 cores, however unevenly the kernel spreads connections over the workers, while
+hundreds of clients that send their request bodies slowly hold a thread each (gthread reads a body in the
+request's thread; gunicorn has no buffering of its own): with 450 such clients connected, /health still
+answers and (c) keeps its throughput (`make bench-server`, case (e)). More slow clients than threads would
+still take them all; in front of untrusted clients, a buffering proxy (nginx) is the complete answer. gevent
+(WEB_WORKER_CLASS=gevent) shrugs off slow clients but, measured once, held 200 calls in flight at 150 req/s
+where gthread held 320. The app is imported once in the master and forked (`preload_app`), so workers
 share its memory and start together; each worker then drops the database connections it inherited.
 SIGTERM stops accepting and gives in-flight requests WEB_GRACEFUL_TIMEOUT seconds to finish.
 """

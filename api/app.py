@@ -16,10 +16,12 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import OpenAPI
 
 from api.auth import Authenticator, register_auth
+from api.chunked_body import register_chunked_body_limit
 from api.cli import register_cli
 from api.comparison_cli import register_comparison_cli
 from api.errors import register_error_handlers
 from api.health import SERVICE_NAME, VERSION
+from api.input_guard import register_input_guard
 from api.key_store import ApiKeyStore
 from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     register_request_context(app)
     register_auth(app, Authenticator(settings, api_keys(app)))
     register_rate_limits(app, settings)
+    register_input_guard(app)  # after auth and rate limits: refused callers' bodies are never parsed
+    register_chunked_body_limit(app)
     register_cli(app)
     register_comparison_cli(app)
     _register_blueprints(app)

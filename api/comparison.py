@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from flask import Response, g, jsonify, request, url_for
+from flask import Response, g, jsonify, url_for
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object, text_body
 from api.services import services
-from api.tenancy import caller_key, tenant
+from api.tenancy import caller_key, path_row_id, tenant
 from comparison.dataset import BUILTIN_NAME, load_dataset, parse_dataset
 from comparison.model_comparator import MAX_REPETITIONS
 from comparison.reports import DEFAULT_QUALITY_BAR, render_markdown
@@ -121,7 +121,7 @@ def get_comparison(path: ComparisonPath) -> Response:
 @bp.before_request
 def _only_own_benchmarks() -> None:
     """Every `/benchmarks/<id>/...` route: another tenant's run is as absent as a missing one."""
-    run_id = (request.view_args or {}).get("run_id")
+    run_id = path_row_id("run_id")
     if run_id is not None:
         services().comparison_store.get_benchmark(run_id, owner=tenant())
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object
 from api.services import services
-from api.tenancy import caller_key, tenant
+from api.tenancy import caller_key, path_row_id, tenant
 from models.params import UserId
 
 bp = ApiBlueprint("experiments", __name__, url_prefix="/api")
@@ -86,7 +86,7 @@ EXPERIMENT = json_object("The experiment with its variants, weights and status")
 @bp.before_request
 def _only_own_experiments() -> None:
     """Every `/experiment/<id>/...` route: another tenant's experiment is as absent as a missing one."""
-    experiment_id = (request.view_args or {}).get("experiment_id")
+    experiment_id = path_row_id("experiment_id")
     if experiment_id is not None:
         services().experiments.check_owner(experiment_id, tenant())
 

@@ -6,6 +6,7 @@ from flask import Response, current_app, jsonify
 from pydantic import BaseModel, Field
 
 from api.openapi import ApiBlueprint
+from api.rate_limits import rate_limit_state
 from api.services import services
 from storage.database import ping
 
@@ -28,8 +29,10 @@ class IndexResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: str = Field(description="healthy or unhealthy")
+    status: str = Field(description="healthy, degraded (served, with rate limits kept per process) or unhealthy")
     database: str
+    rate_limits: str = Field(description="off, ok, or degraded: the shared store is unreachable and every "
+                                         "process keeps its own limits until it answers")
     database_backend: str
     models: int
     default_model: str | None
@@ -49,12 +52,14 @@ def index() -> Response:
 
 @bp.get("/health", responses={200: HealthResponse, 503: HealthResponse})
 def health() -> tuple[Response, int]:
-    """Database reachability and the registered models; 503 when the database is unreachable."""
+    """Database and rate-limit store reachability, the registered models; 503 when the database is unreachable."""
     svc = services()
     database_ok = ping(svc.engine)
+    rate_limits = rate_limit_state(current_app)
     body = {
-        "status": "healthy" if database_ok else "unhealthy",
+        "status": "unhealthy" if not database_ok else "degraded" if rate_limits == "degraded" else "healthy",
         "database": "ok" if database_ok else "unreachable",
+        "rate_limits": rate_limits,
         "database_backend": svc.engine.dialect.name,
         "models": len(svc.registry.list_models()),
         "default_model": svc.registry.default_model_name,

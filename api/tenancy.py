@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
+
+from api.openapi import MAX_ROW_ID
 
 
 def tenant() -> str | None:
@@ -15,3 +17,9 @@ def tenant() -> str | None:
 def caller_key() -> str | None:
     """The key the request came with (recorded as the owner of what it creates), admin or not."""
     return g.get("api_key_id")
+
+
+def path_row_id(name: str) -> int | None:
+    """The request's `<int:name>` path value when it is a valid row id (else the view's validation answers)."""
+    value = (request.view_args or {}).get(name)
+    return value if isinstance(value, int) and 1 <= value <= MAX_ROW_ID else None

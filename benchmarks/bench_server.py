@@ -4,11 +4,14 @@
     the same gunicorn.conf.py vs LiteLLM's proxy (2 workers, no database);
 (b) added latency at 1 connection: /api/generate p50 minus the upstream's own p50;
 (c) 500 ms upstream, 200 connections: req/s / 400 (Little's law);
-(d) RSS/PSS of the 2-worker service before the local model loads, and seconds from start to /health.
+(d) RSS/PSS of the 2-worker service before the local model loads, and seconds from start to /health;
+(e) 450 slow clients (a request body trickled a byte a second) connected: /health answered, and (c) again,
+    beside the same service with the former 200 threads per worker, which the slow clients fill.
 Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios. Before
 each case every service must be idle, so one system's backlog never runs during another's measurement.
 LiteLLM runs when `.bench/litellm-venv` exists (`make bench-litellm` installs it).
 Usage: python -m benchmarks.bench_server [--rounds 3] [--seconds 5] [--no-litellm] [--worker-class gthread]
+       [--slow-clients 450]
 """
 
 from __future__ import annotations
@@ -28,13 +31,17 @@ from benchmarks.server_harness import (
     free_port,
     memory_mb,
     post_script,
+    probe_ms,
     run_wrk,
     wait_until_idle,
 )
+from benchmarks.slow_clients import SlowClients
 
 LITELLM = ROOT / ".bench" / "litellm-venv" / "bin" / "litellm"
 LITELLM_KEY = "sk-bench-local"
 TARGETS = {"a_litellm": 10.0, "a_flask": 0.40, "b_ms": 1.5, "c": 0.90, "d_mb": 300.0, "d_s": 2.0}
+FORMER_THREADS = "200"  # WEB_THREADS before slow clients were taken into account
+HEALTH_PROBES = 10
 
 
 class Bench:
@@ -70,10 +77,10 @@ class Bench:
         self.services.append(service)
         return service
 
-    def gunicorn(self, app: str, port: int, database: str) -> Service:
+    def gunicorn(self, app: str, port: int, database: str, **extra_env: str) -> Service:
         env = {"HOST": "127.0.0.1", "FLASK_PORT": str(port), "DATABASE_URL": database,
                "MODELS_FILE": str(self.tmp / "models.yaml"), "WEB_CONCURRENCY": str(self.workers),
-               "WEB_WORKER_CLASS": self.worker_class}
+               "WEB_WORKER_CLASS": self.worker_class, **extra_env}
         return self._start("gunicorn", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
                            env)
 
@@ -160,9 +167,31 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
                 results.setdefault(f"{name}_p50", []).append(outcome.p50_ms)
                 results.setdefault(f"{name}_errors", []).append(outcome.errors)
         results["rss_loaded_mb"], results["pss_loaded_mb"] = ([value] for value in memory_mb(ours.proc.pid))
+        former_port = free_port()
+        former = bench.gunicorn("api.app:create_app()", former_port, f"sqlite:///{tmp / 'former.db'}",
+                                WEB_THREADS=FORMER_THREADS)
+        former.wait_http(f"http://127.0.0.1:{former_port}/health")
+        for index in range(args.rounds):
+            print(f"  slow clients, round {index + 1}/{args.rounds}", flush=True)
+            for name, port in (("ours", ours_port), ("former", former_port)):
+                wait_until_idle([service.proc.pid for service in bench.services])
+                for key, value in measure_slow_clients(bench, port, args).items():
+                    results.setdefault(f"e_{name}_{key}", []).append(value)
         return results
     finally:
         bench.close()
+
+
+def measure_slow_clients(bench: Bench, port: int, args: argparse.Namespace) -> dict[str, float]:
+    """(e): with `args.slow_clients` slow clients connected, /health probes and then case (c)."""
+    with SlowClients(port, args.slow_clients) as slow:
+        latencies = [probe_ms(f"http://127.0.0.1:{port}/health", timeout=2.0) for _ in range(HEALTH_PROBES)]
+        answered = [ms for ms in latencies if ms is not None]
+        outcome = run_wrk(f"http://127.0.0.1:{port}/api/generate", bench.scripts["ours_slow"], 200,
+                          2 * args.seconds)
+        connected = slow.connected
+    return {"health_answered": len(answered), "health_max_ms": max(answered, default=float("nan")),
+            "c_rps": outcome.rps, "c_errors": outcome.errors, "connected": connected}
 
 
 def _warm(case: Callable[[], WrkResult]) -> None:
@@ -176,7 +205,8 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     med = {name: statistics.median(values) for name, values in results.items()}
     runs = f"median of {args.rounds} interleaved rounds"
     has_litellm = "a_litellm_rps" in med
-    print(f"\nserver benchmark: {args.workers} workers ({args.worker_class}), SQLite, {runs}; per-run values in []")
+    print(f"\nserver benchmark: {args.workers} workers ({args.worker_class}), SQLite, {runs}; per-run values in []; "
+          f"(e) with {args.slow_clients} slow clients")
 
     def row(label: str, key: str, unit: str = "") -> None:
         values = ", ".join(f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in results[key])
@@ -194,6 +224,12 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     row("(c) ours errors (socket + non-2xx)", "c_ours_errors")
     if has_litellm:
         row("(c) LiteLLM req/s, 500 ms upstream, 200 conns", "c_litellm_rps")
+    row(f"(e) /health answered of {HEALTH_PROBES}, ours", "e_ours_health_answered")
+    row(f"(e) /health answered of {HEALTH_PROBES}, {FORMER_THREADS} threads", "e_former_health_answered")
+    row("(e) /health slowest answer, ours", "e_ours_health_max_ms", " ms")
+    row("(e) (c) req/s under the slow clients, ours", "e_ours_c_rps")
+    row(f"(e) (c) req/s under the slow clients, {FORMER_THREADS} threads", "e_former_c_rps")
+    row("(e) slow clients still connected at the end, ours", "e_ours_connected")
     row("(d) ours RSS, 2 workers + master", "rss_mb", " MB")
     row("(d) ours PSS, 2 workers + master", "pss_mb", " MB")
     row("(d) ours start to /health (migrated database)", "start_s", " s")
@@ -213,6 +249,9 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         ("(d) RSS MB (PSS in brackets)", med["rss_mb"], f"<= {TARGETS['d_mb']:.0f} ({med['pss_mb']:.0f})",
          med["rss_mb"] <= TARGETS["d_mb"]),
         ("(d) start to /health s", med["start_s"], f"<= {TARGETS['d_s']}", med["start_s"] <= TARGETS["d_s"]),
+        ("(e) /health answered under slow clients", med["e_ours_health_answered"], f"= {HEALTH_PROBES}",
+         min(results["e_ours_health_answered"]) == HEALTH_PROBES),
+        ("(e) req/s / 400 under slow clients", med["e_ours_c_rps"] / 400, "(reference)", True),
     ]
     if has_litellm:
         ratio = med["a_ours_rps"] / med["a_litellm_rps"]
@@ -230,6 +269,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=["gthread", "gevent"], default="gthread")
     parser.add_argument("--no-litellm", dest="litellm", action="store_false")
+    parser.add_argument("--slow-clients", type=int, default=450, help="for (e)")
     args, _ = parser.parse_known_args()
     if args.litellm and not LITELLM.exists():
         print(f"LiteLLM is not installed ({LITELLM}); run `make bench-litellm` to compare against it")

@@ -65,6 +65,16 @@ class Service:
             self._out.close()
 
 
+def probe_ms(url: str, timeout: float = 5.0) -> float | None:
+    """Milliseconds until `url` answers 200, or None when it does not within `timeout`."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return (time.monotonic() - started) * 1000 if response.status == 200 else None
+    except OSError:
+        return None
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and all its descendants."""
     children: dict[int, list[int]] = {}

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from comparison.errors import InvalidScorerError
+from core.patterns import Pattern, PatternError, PatternTimeoutError
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,16 @@ class ContainsScorer:
 
 @dataclass(frozen=True)
 class RegexScorer:
-    pattern: re.Pattern[str]
+    """Passes when the pattern occurs; a search past the time limit cannot decide."""
+
+    pattern: Pattern
     name: str = "regex"
 
     def score(self, response: str, prompt: str) -> Score:
-        ok = self.pattern.search(response) is not None
+        try:
+            ok = self.pattern.search(response) is not None
+        except PatternTimeoutError as exc:
+            return Score(self.name, None, False, str(exc))
         return Score(self.name, 1.0 if ok else 0.0, ok)
 
 
@@ -204,11 +210,11 @@ def _regex(spec: Mapping[str, Any], default: str | None) -> Scorer:
     pattern = spec.get("pattern", default)
     if not isinstance(pattern, str) or not pattern:
         raise InvalidScorerError("Scorer 'regex' needs a 'pattern'", details={"scorer": "regex"})
-    flags = re.IGNORECASE if spec.get("ignore_case", True) else 0
     try:
-        return RegexScorer(re.compile(pattern, flags))
-    except re.error as exc:
-        raise InvalidScorerError(f"Invalid regex {pattern!r}: {exc}", details={"scorer": "regex"}) from None
+        return RegexScorer(Pattern(pattern, ignore_case=bool(spec.get("ignore_case", True))))
+    except PatternError as exc:
+        raise InvalidScorerError(f"Invalid regex {pattern!r}: {exc}",
+                                 details={"scorer": "regex", "field": "pattern"}) from None
 
 
 def _json(spec: Mapping[str, Any], default: str | None) -> Scorer:

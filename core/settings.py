@@ -94,9 +94,11 @@ class Settings(BaseModel):
     # The production server (gunicorn.conf.py): processes, threads per process, worker class, and the
     # seconds in-flight requests get to finish after SIGTERM; preload imports the app once before forking.
     web_workers: int = Field(default=2, ge=1, le=64)
-    # 200 per process although 2 x 100 would hold 200 calls: the kernel spreads keep-alive connections
-    # unevenly over the workers, so one may get most of them (measured: 2 x 100 -> 57% of (c), 2 x 200 -> 92%).
-    web_threads: int = Field(default=200, ge=1, le=1000)
+    # 200 per process would hold 200 calls however unevenly the kernel spreads connections (2 x 100 -> 57% of
+    # (c), 2 x 200 -> 92%); 1000, so that clients trickling request bodies (each holds a thread until its body
+    # is in) cannot take them all: with 450 of them, 2 x 200 stops answering, 2 x 1000 does not (bench (e)).
+    # Threads start only when needed.
+    web_threads: int = Field(default=1000, ge=1, le=4000)
     web_worker_class: Literal["gthread", "gevent"] = "gthread"
     web_graceful_timeout: int = Field(default=120, ge=1)
     web_preload: bool = True

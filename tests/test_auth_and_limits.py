@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.services import services
+from benchmarks.server_harness import free_port
 from core.settings import Settings, SettingsError
 
 
@@ -80,6 +81,19 @@ def test_rate_limits_are_per_key(tmp_path):
         assert client.get("/api/requests", headers={"X-API-Key": "a"}).status_code == 200
     assert client.get("/api/requests", headers={"X-API-Key": "a"}).status_code == 429
     assert client.get("/api/requests", headers={"X-API-Key": "b"}).status_code == 200
+
+
+def test_an_unreachable_rate_limit_store_fails_open_and_health_says_so(tmp_path, caplog):
+    client = _app(tmp_path, RATE_LIMIT="3/minute",
+                  RATE_LIMIT_STORAGE_URL=f"redis://127.0.0.1:{free_port()}/0").test_client()  # nothing listens
+    statuses = [client.get("/api/requests").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # served, with the limit kept in this process meanwhile
+    assert "Rate limit storage unreachable" in caplog.text
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.get_json()["status"] == "degraded" and health.get_json()["rate_limits"] == "degraded"
+    assert _app(tmp_path, RATE_LIMIT="3/minute").test_client().get("/health").get_json()["rate_limits"] == "ok"
+    assert _app(tmp_path).test_client().get("/health").get_json()["rate_limits"] == "off"
 
 
 def test_invalid_rate_limit_setting_names_the_variable():

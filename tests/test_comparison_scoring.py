@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from comparison.errors import InvalidScorerError, InvalidWeightsError
@@ -185,3 +187,11 @@ def test_leaderboard_win_rate_is_wins_over_comparisons_entered():
                        {"a": 1530.0, "b": 1470.0})
     assert [(r["model"], r["win_rate"], r["rating"], r["comparisons"]) for r in rows] == [
         ("a", 0.75, 1530.0, 4), ("b", 0.25, 1470.0, 4)]
+
+
+def test_a_catastrophic_pattern_stops_at_the_time_limit_and_cannot_decide():
+    scorer = build_reference_scorer({"type": "regex", "pattern": r"(a|aa)+$"})
+    started = time.monotonic()
+    result = scorer.score("a" * 5000 + "!", "prompt")
+    assert time.monotonic() - started < 1.0
+    assert result.score is None and not result.passed and "longer than" in result.detail

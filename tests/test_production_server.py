@@ -1,4 +1,5 @@
-"""The production server: gunicorn.conf.py with several workers; Prometheus totals across workers; SIGTERM drains.
+"""The production server: gunicorn.conf.py with several workers; Prometheus totals across workers; SIGTERM drains;
+slow clients cannot take every request thread.
 
 Each test starts real gunicorn processes against a local OpenAI-wire upstream, so they are kept small.
 """
@@ -13,11 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from benchmarks.bench_load_postgres import prometheus_total, run_load, throwaway_schema
 from benchmarks.server_harness import ROOT, Service, free_port, process_tree
+from benchmarks.slow_clients import SlowClients
 from tests.conftest import POSTGRES_AVAILABLE, POSTGRES_URL
 from tests.openai_wire_server import OpenAIWireServer, WireReply
 
@@ -39,17 +43,15 @@ def upstream() -> Iterator[OpenAIWireServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(upstream: OpenAIWireServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, int]]:
+@contextmanager
+def _gunicorn(tmp: Path, upstream: OpenAIWireServer, **env: str) -> Iterator[tuple[Service, int]]:
     """gunicorn with 2 workers on a fresh SQLite file and one models.yaml model pointing at the wire server."""
-    tmp = tmp_path_factory.mktemp("gunicorn")
     (tmp / "models.yaml").write_text(json.dumps({"models": [
         {"name": MODEL, "provider": "openai_compatible", "base_url": upstream.base_url, "model": "fake-gpt",
          "pricing": {"input_per_million": 1.0, "output_per_million": 2.0}}]}))
     port = free_port()
     env = {"HOST": "127.0.0.1", "FLASK_PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp / 'server.db'}",
-           "MODELS_FILE": str(tmp / "models.yaml"), "WEB_CONCURRENCY": "2", "WEB_THREADS": "8",
-           "WEB_GRACEFUL_TIMEOUT": "15", "LOG_LEVEL": "WARNING"}
+           "MODELS_FILE": str(tmp / "models.yaml"), "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING", **env}
     service = Service("gunicorn", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                                    "api.app:create_app()"], env=env, log=tmp / "gunicorn.log")
     try:
@@ -57,6 +59,13 @@ def server(upstream: OpenAIWireServer, tmp_path_factory: pytest.TempPathFactory)
         yield service, port
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def server(upstream: OpenAIWireServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, int]]:
+    tmp = tmp_path_factory.mktemp("gunicorn")
+    with _gunicorn(tmp, upstream, WEB_THREADS="8", WEB_GRACEFUL_TIMEOUT="15") as started:
+        yield started
 
 
 def test_prometheus_totals_agree_across_workers(server: tuple[Service, int]) -> None:
@@ -70,6 +79,16 @@ def test_prometheus_totals_agree_across_workers(server: tuple[Service, int]) -> 
     assert scrapes == [sent] * 6
     status, body = _request(port, "GET", "/api/metrics?window=all")
     assert status == 200 and json.loads(body)["models"][MODEL]["total_requests"] == sent
+
+
+def test_a_chunked_body_past_the_limit_is_413(server: tuple[Service, int]) -> None:
+    _, port = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = iter([b'{"prompt": "', b"a" * 2_000_000, b'"}'])  # no Content-Length: Transfer-Encoding: chunked
+    conn.request("POST", "/api/generate", body=body, headers={"Content-Type": "application/json"}, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and json.loads(response.read())["error"]["code"] == "payload_too_large"
+    conn.close()
 
 
 def test_sigterm_lets_in_flight_requests_finish(server: tuple[Service, int], upstream: OpenAIWireServer) -> None:
@@ -92,6 +111,17 @@ def test_sigterm_lets_in_flight_requests_finish(server: tuple[Service, int], ups
     assert service.proc.wait(15) == 0
     with pytest.raises(OSError):
         _request(port, "GET", "/health")
+
+
+def test_health_answers_while_450_slow_clients_trickle_their_bodies(upstream: OpenAIWireServer, tmp_path: Path) -> None:
+    with _gunicorn(tmp_path, upstream) as (_, port), SlowClients(port, 450) as slow:  # the default threads
+        started = time.monotonic()
+        status, body = _request(port, "GET", "/health")
+        assert status == 200 and json.loads(body)["status"] == "healthy"
+        assert time.monotonic() - started < 2.0
+        status, _ = _request(port, "POST", "/api/generate", {"prompt": "still served", "model": MODEL})
+        assert status == 200
+        assert slow.connected == 450  # every slow client still holds its connection (and, in gthread, a thread)
 
 
 @pytest.mark.postgres

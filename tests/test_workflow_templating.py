@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from workflows import parsers
 from workflows.conditions import analyze_expression, evaluate
 from workflows.definitions import check_definition, check_variables, load_definition
-from workflows.errors import OutputParseError, TemplateRenderError, WorkflowValidationError
+from workflows.errors import (
+    OutputParseError,
+    ParserTimeoutError,
+    TemplateLimitError,
+    TemplateRenderError,
+    WorkflowValidationError,
+)
 from workflows.templating import analyze_template, render, to_jinja
 
 PAYLOADS = [
@@ -90,7 +98,7 @@ def test_duplicate_names_and_split_groups_are_rejected() -> None:
 def test_structural_errors_name_the_field() -> None:
     with pytest.raises(WorkflowValidationError) as info:
         load_definition(_definition({"prompt": "x", "parser": {"type": "regex", "pattern": "(?P<a>x)("}}))
-    assert info.value.fields[0]["field"] == "steps.0.parser"
+    assert info.value.fields[0]["field"] == "steps.0.parser.pattern"
     with pytest.raises(WorkflowValidationError) as info:
         load_definition(_definition({"prompt": "x", "on_error": {"action": "fallback"}}))
     assert info.value.fields[0]["field"] == "steps.0.on_error"
@@ -136,3 +144,40 @@ def test_regex_parser_returns_the_named_group() -> None:
         parsers.check_pattern(r"(\d+)", None)
     with pytest.raises(ValueError, match="invalid JSON Schema"):
         parsers.check_schema({"type": "no-such-type"})
+
+
+def test_regex_parser_stops_a_catastrophic_pattern_at_the_time_limit() -> None:
+    assert parsers.parse_regex("a" * 31 + "!", r"(?P<a>(a+)+)!$").output == "a" * 31  # no backtracking blow-up
+    with pytest.raises(ParserTimeoutError) as info:
+        parsers.parse_regex("a" * 5000 + "!", r"(?P<a>(a|aa)+)$")
+    assert info.value.http_status == 400 and info.value.code == "pattern_timeout"
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("{{ words|join(', ') }}", "a, b, c"),
+    ("{{ items|join('-', attribute='n') }}", "1-2"),
+    ("{{ 'aa bb\ncc'|wordwrap(2, wrapstring=' / ') }}", "aa / bb / cc"),
+    ("{{ 'a-b'|replace('-', '+') }}", "a+b"),
+    ("{{ '%-4s|%03d'|format('x', 7) }}", "x   |007"),
+    ("{{ 'x'|center(5) }}|{{ 'a\nb'|indent(2, first=true) }}", "  x  |  a\n  b"),
+    ("{{ [1, 2] + [3] }} {{ 'ab' * 2 }} {{ 2 ** 10 }} {{ '%s!' % input }} {{ input ~ '?' }}",
+     "[1, 2, 3] abab 1024 hi! hi?"),
+    ("{{ words|batch(2)|list }} {{ [1, 2, 3]|sum }} {{ {'k': 'v'}|tojson }}", '[[\'a\', \'b\'], [\'c\']] 6 {"k": "v"}'),
+    ("{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}{{ twice(input) }}", "hihi"),
+])
+def test_bounded_filters_and_operators_render_as_jinja_does(template: str, expected: str) -> None:
+    context = {"input": "hi", "words": ["a", "b", "c"], "items": [{"n": 1}, {"n": 2}]}
+    assert render(template, context) == expected
+
+
+def test_the_render_deadline_leaves_an_outer_tracer_in_place() -> None:
+    def outer(frame, event, arg):
+        return None
+
+    sys.settrace(outer)
+    try:
+        with pytest.raises(TemplateLimitError, match="longer than"):
+            render("{% for a in input %}{% for b in input %}{% endfor %}{% endfor %}", {"input": "x" * 100_000})
+        assert sys.gettrace() is outer
+    finally:
+        sys.settrace(None)

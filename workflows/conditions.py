@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateError, nodes
+from jinja2 import nodes
 from jinja2.parser import Parser
-from jinja2.sandbox import SecurityError
 
-from workflows.errors import TemplateRenderError
-from workflows.templating import ENV, References, collect_references
+from workflows.templating import ENV, References, bounded, collect_references
 
 
 def analyze_expression(expression: str) -> References:
@@ -26,8 +24,6 @@ def analyze_expression(expression: str) -> References:
 
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
-    """True when the step should run; a failure to evaluate is a step error."""
-    try:
+    """True when the step should run; a failure to evaluate is a step error, within the templates' limits."""
+    with bounded(f"condition {expression!r} failed"):
         return bool(ENV.compile_expression(expression, undefined_to_none=False)(**context))
-    except (TemplateError, SecurityError, TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateRenderError(f"condition {expression!r} failed: {exc}") from exc

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.patterns import Pattern
 from models.params import GenerationParams, MaxTokens
 from workflows import parsers
 from workflows.conditions import analyze_expression
@@ -36,6 +37,14 @@ class ParserSpec(BaseModel):
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     pattern: str | None = Field(default=None, max_length=2000)
     group: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        """An invalid pattern is reported under `pattern` itself."""
+        if pattern is not None:
+            Pattern(pattern)
+        return pattern
 
     @model_validator(mode="after")
     def _check(self) -> ParserSpec:

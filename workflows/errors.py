@@ -57,10 +57,24 @@ class OutputParseError(StepError):
     code = "parse_error"
 
 
+class ParserTimeoutError(OutputParseError):
+    """The parser's pattern backtracked past its time limit: the caller's pattern, so a 400."""
+
+    code = "pattern_timeout"
+    http_status = 400
+
+
 class TemplateRenderError(StepError):
-    """A template or condition failed while rendering with the run's values."""
+    """A template or condition failed while rendering with the run's values: the caller's template, so a 400."""
 
     code = "render_error"
+    http_status = 400
+
+
+class TemplateLimitError(TemplateRenderError):
+    """A template would build more text than allowed, or render longer than allowed."""
+
+    code = "template_limit"
 
 
 class WorkflowStepFailedError(WorkflowError):

@@ -11,7 +11,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from workflows.errors import OutputParseError
+from core.patterns import Pattern, PatternTimeoutError
+from workflows.errors import OutputParseError, ParserTimeoutError
 
 _decoder = json.JSONDecoder()
 
@@ -35,10 +36,7 @@ def check_schema(schema: dict[str, Any]) -> None:
 
 def check_pattern(pattern: str, group: str | None) -> None:
     """Raise ValueError unless `pattern` compiles and has the named group (or exactly one group) used."""
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
+    compiled = Pattern(pattern)
     if group is not None and group not in compiled.groupindex:
         raise ValueError(f"the pattern has no named group {group!r}")
     if group is None and len(compiled.groupindex) != 1:
@@ -61,9 +59,12 @@ def parse_json(text: str, schema: dict[str, Any] | None = None) -> ParsedOutput:
 
 
 def parse_regex(text: str, pattern: str, group: str | None = None) -> ParsedOutput:
-    """The named group of the first match of `pattern`."""
-    compiled = re.compile(pattern)
-    match = compiled.search(text)
+    """The named group of the first match of `pattern`, searched under the patterns' time limit."""
+    compiled = Pattern(pattern)
+    try:
+        match = compiled.search(text)
+    except PatternTimeoutError as exc:
+        raise ParserTimeoutError(str(exc)) from None
     if match is None:
         raise OutputParseError(f"the output does not match the pattern {pattern!r}")
     name = group or next(iter(compiled.groupindex))
