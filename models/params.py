@@ -7,7 +7,7 @@ Numbers are strict: `true` is not 1, and `"5"` is not 5.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -129,10 +129,17 @@ class CallContext(BaseModel):
     @classmethod
     def parse(cls, **values: Any) -> CallContext:
         """Validate library keyword arguments; raises `InvalidInputError` naming the field."""
+        given = {name: value for name, value in values.items() if value is not None}
+        if given.keys() <= {"source"} and given.get("source", "library") in _PLAIN:  # most library calls
+            return _PLAIN[given.get("source", "library")]
         try:
-            return cls.model_validate({name: value for name, value in values.items() if value is not None})
+            return cls.model_validate(given)
         except ValidationError as exc:
             raise InvalidInputError(validation_fields(exc)) from None
 
     def with_tags(self, *tags: str) -> CallContext:
         return self.model_copy(update={"tags": (*(self.tags or ()), *tags)})
+
+
+# The context of a call that names nothing but its source: frozen, so one instance per source serves them all.
+_PLAIN = {source: CallContext(source=source) for source in get_args(Source)}

@@ -41,8 +41,8 @@ class BudgetExceededError(CallRefusedError):
 class BudgetGuard:
     """A `CallHook`: hard limits refuse in `before_call`; `after_call` releases and raises threshold alerts.
 
-    The budgets are read with every call (one small query) and again, locked, inside the reservation's
-    transaction: a budget created or changed by any process holds from the next call on.
+    The budgets are current with every call (`BudgetService.applicable`) and read again, locked, inside the
+    reservation's transaction: a budget created or changed by any process holds from the next call on.
     """
 
     def __init__(self, budgets: BudgetService, notifier: WebhookNotifier | None = None, *,
@@ -61,8 +61,7 @@ class BudgetGuard:
         exactly (for Gemini, a countTokens request), so a call within budget costs no extra round trip.
         """
         scope = _scope(call)
-        with read(self.budgets.engine) as conn:
-            applicable = self.store.applicable(conn, scope)
+        applicable = self.budgets.applicable(scope)
         call.extras[APPLICABLE_KEY] = applicable
         if not any(b["hard_limit"] for b in applicable):
             return
@@ -96,11 +95,14 @@ class BudgetGuard:
 
     def after_call(self, call: Call, result: GenerationResult) -> None:
         """Settle: the call's real cost is in the request log by now, so its reservation goes."""
+        reserved, applicable = call.extras.pop(RESERVED_KEY, False), call.extras.get(APPLICABLE_KEY)
+        if not (reserved or (applicable and result.cost)):
+            return  # the common case: no budget concerns this call
         now = self.clock()
-        if call.extras.pop(RESERVED_KEY, False):
+        if reserved:
             self.store.release(call.request_id, now - RESERVATION_TTL)
-        if result.cost:
-            self.check_alerts(call.extras.get(APPLICABLE_KEY, []), now)
+        if applicable and result.cost:
+            self.check_alerts(applicable, now)
 
     def check_alerts(self, applicable: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """Persist one alert per crossed threshold per window (the database de-duplicates across processes)."""

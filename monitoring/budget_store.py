@@ -108,6 +108,14 @@ class CallScope:
     api_key_id: str | None = None
     tags: tuple[str, ...] = ()
 
+    def covers(self, budget: dict[str, Any]) -> bool:
+        """`_APPLICABLE`'s rule for one budget already read (the cached list): keep the two in step."""
+        scope, target = budget["scope"], budget["target"]
+        return (scope == "global" or (scope == "model" and target == self.model)
+                or (scope == "user" and target is not None and target == self.user_id)
+                or (scope == "api_key" and target is not None and target == self.api_key_id)
+                or (scope == "tag" and target in self.tags))
+
 
 class BudgetNameTakenError(ConflictError):
     """Another budget already has this name."""

@@ -12,9 +12,10 @@ from sqlalchemy import Connection, Engine
 
 from core.errors import AppError, InvalidInputError, NotFoundError
 from monitoring import rollup_reads
-from monitoring.budget_store import BudgetStore
+from monitoring.budget_store import BudgetStore, CallScope
 from monitoring.webhook_policy import WebhookPolicy, WebhookRefusedError
 from monitoring.windows import BudgetWindow, period_window
+from storage.change_stamp import ChangeStamp, StampedCache
 from storage.clock import utcnow
 from storage.database import read
 
@@ -108,8 +109,9 @@ class BudgetPatch(BaseModel):
 
 
 class BudgetService:
-    """CRUD plus spend per budget window. No budget is cached: the call guard reads them with every call, so
-    a budget created or changed by any process applies to the very next call everywhere.
+    """CRUD plus spend per budget window. Every change reaches every process before its next call: on SQLite
+    the budgets are reloaded when the database's budget stamp moves (one `stat` per call; see
+    `storage.change_stamp`), elsewhere they are read with every call.
 
     `owner` is the API key a tenant acts with: it sees and changes only the budgets it created, and they
     may only limit its own calls. `owner=None` is an admin (or a service with no keys), who sees all.
@@ -121,12 +123,23 @@ class BudgetService:
         self.store = BudgetStore(engine)
         self.clock = clock
         self.webhook_policy = webhook_policy or WebhookPolicy()
+        self._changed = ChangeStamp(engine, "budgets")
+        self._all: StampedCache[builtins.list[dict[str, Any]]] = StampedCache(self._changed, self.store.list)
+
+    def applicable(self, call: CallScope) -> builtins.list[dict[str, Any]]:
+        """The budgets a call counts against, as of the latest change any process made."""
+        if self._changed.version() is None:
+            with read(self.engine) as conn:
+                return self.store.applicable(conn, call)
+        return [budget for budget in self._all.get() if call.covers(budget)]
 
     def create(self, spec: BudgetSpec, owner: str | None = None) -> dict[str, Any]:
         if owner is not None:
             _check_tenant_scope(spec.scope, spec.target, owner)
         self._check_webhook(spec.webhook_url)
-        return self.describe(self.store.create(**spec.model_dump(), api_key_id=owner))
+        budget = self.store.create(**spec.model_dump(), api_key_id=owner)
+        self._changed.touch()
+        return self.describe(budget)
 
     def update(self, budget_id: int, changes: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
         """Apply a partial update; raises InvalidBudgetError when scope and target no longer fit."""
@@ -142,6 +155,7 @@ class BudgetService:
             _check_tenant_scope(merged["scope"], merged["target"], owner)
         self._check_webhook(changes.get("webhook_url"))
         budget = self.store.update(budget_id, **changes)
+        self._changed.touch()
         if budget is None:  # deleted meanwhile
             raise BudgetNotFoundError(budget_id)
         return self.describe(budget)
@@ -160,7 +174,9 @@ class BudgetService:
 
     def delete(self, budget_id: int, owner: str | None = None) -> None:
         self._existing(budget_id, owner)
-        if not self.store.delete(budget_id):
+        deleted = self.store.delete(budget_id)
+        self._changed.touch()
+        if not deleted:
             raise BudgetNotFoundError(budget_id)
 
     def get(self, budget_id: int, owner: str | None = None) -> dict[str, Any]:

@@ -40,6 +40,12 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine; None for an in-memory database or another backend."""
+    database = engine.url.database
+    return database if is_sqlite(engine) and database not in (None, "", ":memory:") else None
+
+
 def create_db_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Engine:
     """Create an engine with our per-connection settings (WAL, foreign keys, busy timeout).
 
@@ -50,8 +56,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
-        database = engine.url.database
-        _writer_locks[engine] = SQLiteWriterLock(None if database in (None, "", ":memory:") else database)
+        _writer_locks[engine] = SQLiteWriterLock(sqlite_file(engine))
     else:
         engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
                                pool_timeout=30)
