@@ -130,7 +130,7 @@ class BaseModel(ABC):
 
     def count_input_tokens(self, request: GenerationRequest) -> int:
         """Tokens the conversation costs as input; providers with a chat format override this to be exact."""
-        return sum(self.count_tokens(m.content) for m in request.messages) + MESSAGE_OVERHEAD_TOKENS * len(
+        return sum(self.count_tokens(m.text) for m in request.messages) + MESSAGE_OVERHEAD_TOKENS * len(
             request.messages)
 
     def input_token_bound(self, request: GenerationRequest) -> int:
@@ -241,6 +241,10 @@ class BaseModel(ABC):
         Plain requests are consumed by reading `.result`; streamed ones by iterating.
         """
         self.check_params(request.params)
+        if request.uses_tools and "tools" not in self.supported_params:
+            raise UnsupportedParameterError.single(
+                "messages", f"{self.name} ({self.provider}) does not use tools, but the conversation has tool calls",
+                prefix="Unsupported parameter")
         context = context or CallContext()
         call = Call(self, request, context, context.request_id or new_request_id())
         return StreamResponse(self.call_path.run(call))

@@ -86,11 +86,18 @@ class PromptLogging:
             return None
         return text[: self.max_chars]
 
-    def conversation(self, request: GenerationRequest) -> list[dict[str, str]] | None:
+    def tool_calls(self, calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """The tool calls of an answer; their arguments are text like any other and follow the same policy."""
+        if not calls or self.mode == "none":
+            return None
+        return [{**call, "function": {**call["function"], "arguments": self.apply(call["function"]["arguments"])}}
+                for call in calls]
+
+    def conversation(self, request: GenerationRequest) -> list[dict[str, Any]] | None:
         """The whole conversation, when it is more than one user message (that one is the `prompt` column)."""
         if self.mode == "none" or (len(request.messages) == 1 and request.messages[0].role == "user"):
             return None
-        return [{"role": m.role, "content": self.apply(m.content) or ""} for m in request.messages]
+        return [{**m.as_dict(), "content": self.apply(m.text) or ""} for m in request.messages]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PromptLogging:
@@ -169,6 +176,7 @@ class CallPath:
             tokens=usage.tokens, latency=latency, ttft=ttft, cost=cost,
             finish_reason=usage.finish_reason,
             error_type=_error_type(error), error_message=str(error) if error else None,
+            tool_calls=usage.tool_calls,
         )
         try:
             self.request_log.insert(self._record(call, result))
@@ -190,6 +198,7 @@ class CallPath:
             prompt=self.prompt_logging.apply(request.prompt),
             messages=self.prompt_logging.conversation(request),
             response=self.prompt_logging.apply(result.response),
+            tool_calls=self.prompt_logging.tool_calls(result.tool_calls),
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
             total_tokens=result.tokens, latency=result.latency, ttft=result.ttft, cost=result.cost,

@@ -22,6 +22,7 @@ from core.settings import Settings, get_settings
 from models.base_model import BaseModel, Capabilities
 from models.errors import MissingAPIKeyError
 from models.gemini_errors import is_retryable, map_error
+from models.gemini_tools import contents, read_function_calls, tool_config_fields
 from models.messages import GenerationRequest
 from models.params import GenerationParams
 from models.pricing import ModelPricing, PricingTable
@@ -42,7 +43,6 @@ CONFIG_FIELDS = {
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
 # The largest thinking budget of each thinking model (Google's documented maximum; -1, dynamic, stays below it).
 MAX_THINKING_TOKENS = {"gemini-2.5-pro": 32_768, "gemini-2.5-flash": 24_576, "gemini-2.5-flash-lite": 24_576}
-ROLES = {"user": "user", "assistant": "model"}
 
 
 class GeminiModel(BaseModel):
@@ -53,7 +53,7 @@ class GeminiModel(BaseModel):
 
     provider = "gemini"
     context_window = CONTEXT_WINDOW
-    supported_params = frozenset({*CONFIG_FIELDS, "response_format", "thinking_budget"})
+    supported_params = frozenset({*CONFIG_FIELDS, "response_format", "thinking_budget", "tools", "tool_choice"})
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class GeminiModel(BaseModel):
     def count_input_tokens(self, request: GenerationRequest) -> int:
         """Gemini's count of the whole conversation, the system instruction counted as a user turn."""
         system = [types.Content(role="user", parts=[types.Part(text=request.system)])] if request.system else []
-        return self._count([*system, *_contents(request)])
+        return self._count([*system, *contents(request)])
 
     def _count(self, contents: Any) -> int:
         return retry_call(lambda: int(self._client.models.count_tokens(model=self.name, contents=contents)
@@ -139,14 +139,14 @@ class GeminiModel(BaseModel):
 
     def _plain_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
                        usage: Usage) -> Generator[str, None, None]:
-        response = self._client.models.generate_content(model=self.name, contents=_contents(request), config=config)
+        response = self._client.models.generate_content(model=self.name, contents=contents(request), config=config)
         text = _read(response, usage)
         if text:
             yield text
 
     def _stream_attempt(self, request: GenerationRequest, config: types.GenerateContentConfig,
                         usage: Usage) -> Generator[str, None, None]:
-        responses = self._client.models.generate_content_stream(model=self.name, contents=_contents(request),
+        responses = self._client.models.generate_content_stream(model=self.name, contents=contents(request),
                                                                 config=config)
         # The SDK types its stream as an Iterator; it is a generator, which `closing` needs.
         stream = cast("Generator[types.GenerateContentResponse, None, None]", responses)
@@ -171,16 +171,11 @@ class GeminiModel(BaseModel):
         return types.GenerateContentConfig(
             system_instruction=request.system,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-            **fields,
+            **fields, **tool_config_fields(params),
         )
 
     def _error(self, exc: BaseException, attempts: int) -> BaseException:
         return map_error(exc, attempts=attempts, timeout=self.timeout)
-
-
-def _contents(request: GenerationRequest) -> list[types.Content]:
-    """The conversation as Gemini turns: `user` and `model` roles; system messages go to the instruction."""
-    return [types.Content(role=ROLES[m.role], parts=[types.Part(text=m.content)]) for m in request.turns]
 
 
 def _thinks(model_name: str) -> bool:
@@ -190,6 +185,7 @@ def _thinks(model_name: str) -> bool:
 def _read(response: types.GenerateContentResponse, usage: Usage) -> str:
     """The text of a response (or stream chunk), after taking its usage and finish reason."""
     _read_usage(response, usage)
+    read_function_calls(response, usage)
     return _text(response)
 
 

@@ -44,7 +44,7 @@ PLACEHOLDER_KEY = "no-key-configured"
 # Generation parameters sent as chat-completions fields of the same name (`max_tokens` is the field every
 # compatible server accepts; OpenAI's newer `max_completion_tokens` is not).
 SUPPORTED_PARAMS = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format",
-                              "presence_penalty", "frequency_penalty", "reasoning_effort"})
+                              "presence_penalty", "frequency_penalty", "reasoning_effort", "tools", "tool_choice"})
 
 
 class OpenAICompatibleModel(BaseModel):
@@ -152,9 +152,10 @@ class OpenAICompatibleModel(BaseModel):
         _read_usage(completion.get("usage"), usage)
         for choice in (completion.get("choices") or [])[:1]:
             usage.finish_reason = choice.get("finish_reason")
-            content = (choice.get("message") or {}).get("content")
-            if content:
-                yield content
+            message = choice.get("message") or {}
+            usage.tool_calls = message.get("tool_calls") or None
+            if message.get("content"):
+                yield message["content"]
 
     def _stream_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
         stream = self.client.chat.completions.create(
@@ -189,8 +190,22 @@ def _chunk_text(chunk: ChatCompletionChunk, usage: Usage) -> Iterator[str]:
     for choice in chunk.choices[:1]:
         if choice.finish_reason:
             usage.finish_reason = choice.finish_reason
+        for delta in choice.delta.tool_calls or ():
+            _add_tool_call_delta(usage, delta.to_dict())
         if choice.delta.content:
             yield choice.delta.content
+
+
+def _add_tool_call_delta(usage: Usage, delta: dict[str, Any]) -> None:
+    """Streams send each tool call in pieces by `index`: the first names it, later ones add argument text."""
+    calls = usage.tool_calls = usage.tool_calls or []
+    index = delta.get("index", len(calls))
+    while len(calls) <= index:
+        calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call, function = calls[index], delta.get("function") or {}
+    call["id"] = delta.get("id") or call["id"]
+    call["function"]["name"] += function.get("name") or ""
+    call["function"]["arguments"] += function.get("arguments") or ""
 
 
 def _read_usage(reported: dict[str, Any] | None, usage: Usage) -> None:

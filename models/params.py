@@ -60,6 +60,44 @@ class ResponseFormat(BaseModel):
         return self.json_schema.json_schema if self.json_schema else None
 
 
+class FunctionSpec(BaseModel):
+    """A function the model may call: its name, what it does, and its parameters as a JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = Field(default=None, max_length=10_000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(BaseModel):
+    """OpenAI's tool shape; functions are the only kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+
+
+class NamedToolChoice(BaseModel):
+    """Force one named function."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
 class GenerationParams(BaseModel):
     """Everything that changes a model's answer. The common ones every provider honours; the others only
     where a provider declares them in `supported_params` (elsewhere the call is refused, never altered)."""
@@ -73,6 +111,8 @@ class GenerationParams(BaseModel):
         default=None, max_length=MAX_STOP_SEQUENCES, description="A string or a list of strings")
     seed: Integer | None = Field(default=None, ge=-(2**63), lt=2**63)
     response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = Field(default=None, min_length=1, max_length=128)
+    tool_choice: ToolChoice | None = None
     # Provider extras: which provider supports which is declared by its model class.
     top_k: Integer | None = Field(default=None, ge=1, le=10_000)
     presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
@@ -83,6 +123,16 @@ class GenerationParams(BaseModel):
 
     COMMON: ClassVar[frozenset[str]] = frozenset(
         {"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+
+    @model_validator(mode="after")
+    def _choice_among_the_tools(self) -> GenerationParams:
+        if self.tool_choice is not None and not self.tools:
+            raise ValueError("`tool_choice` needs `tools`")
+        if isinstance(self.tool_choice, NamedToolChoice):
+            name = self.tool_choice.function.name
+            if name not in {tool.function.name for tool in self.tools or ()}:
+                raise ValueError(f"`tool_choice` names {name!r}, which is not among the tools")
+        return self
 
     @field_validator("stop", mode="before")
     @classmethod

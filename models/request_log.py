@@ -47,6 +47,7 @@ request_log = Table(
     Column("stream", Boolean, nullable=False, default=False),
     Column("prompt", Text),
     Column("messages", JSON),
+    Column("tool_calls", JSON),
     Column("response", Text),
     Column("input_tokens", Integer),
     Column("output_tokens", Integer),
@@ -86,7 +87,8 @@ class RequestRecord:
     params: dict[str, Any] | None = None
     stream: bool = False
     prompt: str | None = None
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
     response: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None

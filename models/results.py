@@ -23,6 +23,8 @@ class Usage:
     total_tokens: int | None = None
     finish_reason: str | None = None
     cost: float | None = None
+    # The functions the model asked to call, in OpenAI's shape: [{"id", "type": "function", "function": {...}}].
+    tool_calls: list[dict[str, Any]] | None = None
 
     def set(
         self,
@@ -74,6 +76,7 @@ class GenerationResult(Mapping[str, Any]):
     finish_reason: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     @property
     def success(self) -> bool:

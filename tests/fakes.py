@@ -44,7 +44,7 @@ class FakeModel(BaseModel):
 
     def count_input_tokens(self, request: GenerationRequest) -> int:
         """Exactly what `execute` reports as input: the fake chat format adds no tokens."""
-        return sum(self.count_tokens(m.content) for m in request.messages)
+        return sum(self.count_tokens(m.text) for m in request.messages)
 
     def input_token_bound(self, request: GenerationRequest) -> int:
         """The exact count, as for the local model: the fake tokenizer is local, so exactness is free."""

@@ -97,7 +97,7 @@ def test_a_prompt_alone_is_stored_once(gateway):
     ({"prompt": "x", "messages": CONVERSATION}, "prompt"),
     ({"messages": []}, "messages"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
-    ({"messages": [{"role": "user"}]}, "messages.0.content"),
+    ({"messages": [{"role": "user"}]}, "messages.0"),  # content is required (save for tool calls)
     ({"messages": [{"role": "user", "content": "x", "name": "y"}]}, "messages.0.name"),
 ])
 def test_prompt_or_messages_exactly_one_and_valid(client, fake_model, body, field):
