@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ab_testing.errors import ExperimentNotFoundError, ExperimentNotRunningError
 from ab_testing.experiment_manager import ExperimentManager
 from ab_testing.hashing import NOT_ENROLLED, assign
-from models.base_model import BaseModel
+from ab_testing.store import ExperimentStore
+from models.base_model import BaseModel, StreamResponse
 from models.call_path import new_request_id
 from models.errors import CallRefusedError
+from models.messages import GenerationRequest, Message
+from models.params import CallContext, GenerationParams, PromptParams, Source
+from models.results import GenerationResult
 
 if TYPE_CHECKING:
     from models.model_registry import ModelRegistry
-    from models.results import GenerationResult
 
 log = logging.getLogger(__name__)
 
-SOURCE = "experiment"
+SOURCE: Source = "experiment"
 
 
 class TrafficRouter:
@@ -77,28 +81,73 @@ class TrafficRouter:
 
         Users outside the experiment's coverage get the control's model and are not recorded as exposed.
         """
-        user_id = str(user_id)
+        served = self.start(experiment_id, str(user_id), GenerationRequest.build(prompt),
+                            CallContext(source=SOURCE, user_id=str(user_id)))
+        result = served.finish()
+        return {"experiment_id": experiment_id, "variant": served.variant, "in_experiment": served.in_experiment,
+                **_result_fields(result)}
+
+    def start(self, experiment_id: int, user_id: str, request: GenerationRequest,
+              context: CallContext) -> ServedCall:
+        """Start `request` on the user's variant: its model, and its system prompt and parameters over the
+        request's own. Consume the stream (or read `finish()`); the exposure is recorded when it ends."""
         experiment, variant_name = self._assign(experiment_id, user_id)
         served = variant_name or experiment["control"]
         variant = next(v for v in experiment["variants"] if v["name"] == served)
         model = self.model_registry.require_model(variant["model"])
-        request_id = new_request_id()
+        request_id = context.request_id or new_request_id()
+        tagged = context.model_copy(update={"request_id": request_id}).with_tags(
+            f"experiment:{experiment_id}", f"variant:{served}")
+        stream = model.run(_with_variant(request, PromptParams.model_validate(variant["params"])), tagged)
+        return ServedCall(self.experiments.store, experiment_id, variant_name, user_id, request_id, stream)
+
+    def find_running(self, name: str, owner: str | None = None) -> int:
+        """The newest running experiment called `name` that `owner` may use (theirs, or one an admin made)."""
+        for experiment in self.experiments.list_experiments():
+            if experiment["name"] == name and experiment["status"] == "running" and (
+                    owner is None or experiment["api_key_id"] in (None, owner)):
+                return int(experiment["id"])
+        raise ExperimentNotFoundError(f"No running experiment named {name!r}", details={"experiment": name})
+
+
+@dataclass
+class ServedCall:
+    """A call an experiment is serving: when its stream ends, the exposure and its metrics are recorded once."""
+
+    store: ExperimentStore
+    experiment_id: int
+    variant: str | None
+    user_id: str
+    request_id: str
+    stream: StreamResponse
+
+    @property
+    def in_experiment(self) -> bool:
+        return self.variant is not None
+
+    def finish(self) -> GenerationResult:
+        """Read the whole answer (if the caller has not) and record the exposure, success or failure."""
         try:
-            result = model.generate(
-                prompt, user_id=user_id, source=SOURCE, request_id=request_id,
-                tags=[f"experiment:{experiment_id}", f"variant:{served}"], **variant["params"],
-            )
+            result = self.stream.result
         except Exception as exc:
-            if variant_name is not None:
-                status = "rejected" if isinstance(exc, CallRefusedError) else "error"  # as the request log says
-                self.experiments.store.add_exposure(experiment_id, variant_name, user_id, request_id, status, {})
+            self.record("rejected" if isinstance(exc, CallRefusedError) else "error", {})  # as the log says
             raise
-        if variant_name is not None:
-            metrics = {"latency": result.latency, "tokens": result.tokens, "cost": result.cost}
-            self.experiments.store.add_exposure(experiment_id, variant_name, user_id, result.request_id,
-                                                result.status, {k: v for k, v in metrics.items() if v is not None})
-        return {"experiment_id": experiment_id, "variant": variant_name, "in_experiment": variant_name is not None,
-                **_result_fields(result)}
+        metrics = {"latency": result.latency, "tokens": result.tokens, "cost": result.cost}
+        self.record(result.status, {k: v for k, v in metrics.items() if v is not None})
+        return result
+
+    def record(self, status: str, metrics: dict[str, float]) -> None:
+        if self.variant is not None:  # outside the coverage: served the control, not exposed
+            self.store.add_exposure(self.experiment_id, self.variant, self.user_id, self.request_id, status, metrics)
+
+
+def _with_variant(request: GenerationRequest, variant: PromptParams) -> GenerationRequest:
+    """The variant's system prompt replaces the request's system messages; its parameters win over the request's."""
+    messages = request.messages
+    if variant.system is not None:
+        messages = (Message(role="system", content=variant.system), *(m for m in messages if m.role != "system"))
+    params = GenerationParams.model_validate({**request.params.given(), **variant.only_generation().given()})
+    return replace(request, messages=messages, params=params)
 
 
 def _route(user_id: str, variant_a_model: str, variant_b_model: str, split: float) -> tuple[str, str]:

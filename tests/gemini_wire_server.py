@@ -69,6 +69,7 @@ class WireReply:
     finish_reason: str = "STOP"
     fault: Fault | None = None
     block_reason: str | None = None
+    function_calls: list[dict[str, Any]] | None = None  # [{"name", "args"}]: answered as functionCall parts
 
 
 class GeminiWireServer(ScriptedServer[WireReply]):
@@ -98,8 +99,10 @@ def request_text(body: dict[str, Any]) -> tuple[str, str]:
     return prompt, " ".join(texts(system))
 
 
-def response_object(text: str, usage: dict[str, int] | None, model: str, finish: str | None) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+def response_object(text: str, usage: dict[str, int] | None, model: str, finish: str | None,
+                    function_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"functionCall": call} for call in function_calls or ()] or [{"text": text}]
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
     if finish:
         candidate["finishReason"] = finish
     obj: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": "wire-response"}
@@ -151,7 +154,8 @@ class _Handler(WireHandler):
             return self._blocked(reply.block_reason, usage, model or "", action == "streamGenerateContent")
         if action == "generateContent":
             text = reply.text or "".join(reply.chunks or [])
-            return self._json(200, response_object(text, usage, model or "", reply.finish_reason), reply.fault)
+            return self._json(200, response_object(text, usage, model or "", reply.finish_reason,
+                                                   reply.function_calls), reply.fault)
         self._stream(reply, usage, model or "")
 
     def _route(self, record_body: dict[str, Any] | None) -> tuple[str, str | None, str | None]:

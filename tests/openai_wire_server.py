@@ -58,6 +58,7 @@ class WireReply:
     stream_error: int | None = None
     finish_reason: str = "stop"
     fault: Fault | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # answered instead of text, with finish_reason tool_calls
 
 
 class OpenAIWireServer(ScriptedServer[WireReply]):
@@ -130,12 +131,14 @@ class _Handler(WireHandler):
         usage = usage_object(reply, messages)
         if body.get("stream"):
             return self._stream(reply, usage, body)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or "".join(reply.chunks or [])}
+        if reply.tool_calls:
+            message = {"role": "assistant", "content": None, "tool_calls": reply.tool_calls}
         self.send_json(200, {
             "id": "chatcmpl-wire", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"), "system_fingerprint": None,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text or
-                                                 "".join(reply.chunks or [])},
-                         "logprobs": None, "finish_reason": reply.finish_reason}],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason}],
             "usage": usage,
         }, fault=reply.fault)
 
@@ -150,10 +153,18 @@ class _Handler(WireHandler):
             return {**obj, "usage": None} if include_usage else obj
 
         events = [_event(chunk({"content": c})) for c in chunks]
+        for index, call in enumerate(reply.tool_calls or ()):  # a call's name first, then its arguments in pieces
+            head = {"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""}}
+            events.append(_event(chunk({"tool_calls": [head]})))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 5):
+                piece = {"index": index, "function": {"arguments": arguments[start:start + 5]}}
+                events.append(_event(chunk({"tool_calls": [piece]})))
         if reply.stream_error is not None:
             ending = [_event(error_body(reply.stream_error, reply.message, str(reply.stream_error)))]
         else:
-            ending = [_event(chunk({}, reply.finish_reason))]
+            ending = [_event(chunk({}, "tool_calls" if reply.tool_calls else reply.finish_reason))]
             if include_usage:
                 ending.append(_event({**chunk({}), "choices": [], "usage": usage}))
             ending.append(b"data: [DONE]\n\n")
