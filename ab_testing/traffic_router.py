@@ -99,7 +99,7 @@ class TrafficRouter:
         tagged = context.model_copy(update={"request_id": request_id}).with_tags(
             f"experiment:{experiment_id}", f"variant:{served}")
         stream = model.run(_with_variant(request, PromptParams.model_validate(variant["params"])), tagged)
-        return ServedCall(self.experiments.store, experiment_id, variant_name, user_id, request_id, stream)
+        return ServedCall(model.name, request_id, stream, self.experiments.store, experiment_id, variant_name, user_id)
 
     def find_running(self, name: str, owner: str | None = None) -> int:
         """The newest running experiment called `name` that `owner` may use (theirs, or one an admin made)."""
@@ -112,14 +112,21 @@ class TrafficRouter:
 
 @dataclass
 class ServedCall:
-    """A call an experiment is serving: when its stream ends, the exposure and its metrics are recorded once."""
+    """A started call; when an experiment serves it, its exposure and metrics are recorded once, when it ends."""
 
-    store: ExperimentStore
-    experiment_id: int
-    variant: str | None
-    user_id: str
+    model: str
     request_id: str
     stream: StreamResponse
+    store: ExperimentStore | None = None
+    experiment_id: int = 0
+    variant: str | None = None
+    user_id: str | None = None
+    recorded: bool = False
+
+    @classmethod
+    def plain(cls, model: str, request_id: str, stream: StreamResponse) -> ServedCall:
+        """A call no experiment serves: nothing to record beyond the request log."""
+        return cls(model, request_id, stream)
 
     @property
     def in_experiment(self) -> bool:
@@ -130,14 +137,20 @@ class ServedCall:
         try:
             result = self.stream.result
         except Exception as exc:
-            self.record("rejected" if isinstance(exc, CallRefusedError) else "error", {})  # as the log says
+            self.record_failure(exc)
             raise
         metrics = {"latency": result.latency, "tokens": result.tokens, "cost": result.cost}
-        self.record(result.status, {k: v for k, v in metrics.items() if v is not None})
+        self._record(result.status, {k: v for k, v in metrics.items() if v is not None})
         return result
 
-    def record(self, status: str, metrics: dict[str, float]) -> None:
-        if self.variant is not None:  # outside the coverage: served the control, not exposed
+    def record_failure(self, error: BaseException | None = None) -> None:
+        """The call failed or was refused: recorded as the request log says it ended."""
+        self._record("rejected" if isinstance(error, CallRefusedError) else "error", {})
+
+    def _record(self, status: str, metrics: dict[str, float]) -> None:
+        """Once per call; outside the coverage the user was served the control and is not exposed."""
+        if self.store is not None and self.variant is not None and not self.recorded:
+            self.recorded = True
             self.store.add_exposure(self.experiment_id, self.variant, self.user_id, self.request_id, status, metrics)
 
 

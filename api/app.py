@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
 
 
 def _register_blueprints(app: OpenAPI) -> None:
-    from api import budgets, comparison, docs, experiments, generate, health, monitoring, workflows
+    from api import budgets, comparison, docs, experiments, gateway, generate, health, monitoring, workflows
 
-    for module in (health, generate, experiments, workflows, comparison, monitoring, budgets):
+    for module in (health, generate, gateway, experiments, workflows, comparison, monitoring, budgets):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

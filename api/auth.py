@@ -43,7 +43,7 @@ class Authenticator:
                            for k in raw.split(",") if k.strip()}
 
     def protects(self, path: str) -> bool:
-        return path.startswith("/api/") or (path == "/metrics" and self.metrics_require_key)
+        return path.startswith(("/api/", "/v1/")) or (path == "/metrics" and self.metrics_require_key)
 
     def check(self) -> None:
         if not self.protects(request.path):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from api.openai_errors import OPENAI_PREFIX, openai_error_body
 from core.errors import AppError, InvalidInputError, validation_fields
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class ApiError(AppError):
 
 
 def error_response(error: AppError, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(error.to_dict())
+    """Our JSON error, or OpenAI's shape under `/v1`."""
+    openai_client = request.path.startswith(OPENAI_PREFIX)
+    response = jsonify(openai_error_body(error) if openai_client else error.to_dict())
     response.status_code = error.http_status
     for name, value in (headers or {}).items():
         response.headers[name] = value

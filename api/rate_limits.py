@@ -1,4 +1,4 @@
-"""Rate limits on `/api/` with Flask-Limiter: per API key, else per client IP; memory or Redis storage.
+"""Rate limits on `/api/` and `/v1/` with Flask-Limiter: per API key, else per client IP; memory or Redis storage.
 
 An unreachable shared store fails open: Flask-Limiter logs a warning and keeps the limits in each
 process's memory until the store answers again (checked with a growing back-off), and `/health` reports
@@ -44,7 +44,7 @@ def register_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
         headers_enabled=True,
         strategy="fixed-window",
     )
-    limiter.request_filter(lambda: not request.path.startswith("/api/"))
+    limiter.request_filter(lambda: not request.path.startswith(("/api/", "/v1/")))
     app.extensions[LIMITER_KEY] = limiter
     return limiter
 

@@ -18,7 +18,8 @@ def register_request_context(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _VALID_ID.match(incoming) else str(uuid.uuid4())
+        g.request_id_ours = not _VALID_ID.match(incoming)  # ours is a fresh uuid: fit to name the call too
+        g.request_id = str(uuid.uuid4()) if g.request_id_ours else incoming
         g.started = time.perf_counter()
 
     @app.after_request

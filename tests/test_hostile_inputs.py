@@ -70,7 +70,7 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("PUT", "/api/experiment/{experiment_id}/weights"), ("POST", "/api/experiment/{experiment_id}/test"),
                    ("POST", "/api/experiment/{experiment_id}/record"), ("POST", "/api/workflow"),
                    ("POST", "/api/workflows"), ("POST", "/api/compare"), ("POST", "/api/benchmarks"),
-                   ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}")]
+                   ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
                    ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}")]
@@ -105,6 +105,9 @@ CASES = [
     Hostile("NUL in tags", "POST", "/api/generate", {"prompt": "x", "tags": ["\x00"]}, names=("tags.0",), nul=True),
     Hostile("NUL in a message", "POST", "/api/generate", {"messages": [{"role": "user", "content": "\x00"}]},
             names=("messages.0.content",), nul=True),
+    Hostile("NUL in a gateway message", "POST", "/v1/chat/completions",
+            {"model": "fake", "messages": [{"role": "user", "content": "\x00"}]}, names=("messages.0.content",),
+            nul=True),
     Hostile("NUL in a budget name", "POST", "/api/budgets",
             {"name": "b\x00", "scope": "global", "period": "daily", "limit_usd": 1}, names=("name",), nul=True),
     Hostile("NUL in a workflow variable", "POST", "/api/workflow",
@@ -192,9 +195,11 @@ def _send(client: FlaskClient, case: Hostile) -> Any:
 
 
 def _named(error: dict[str, Any]) -> set[str]:
+    """The fields an error names: ours in `details`, OpenAI's (under /v1) in `param`."""
     details = error.get("details", {})
     return ({f["field"] for f in details.get("fields", [])}
-            | {details[key] for key in ("field", "cause") if key in details})
+            | {details[key] for key in ("field", "cause") if key in details}
+            | ({error["param"]} if error.get("param") else set()))
 
 
 def _check(case: Hostile, client: FlaskClient, model: FakeModel, database_bytes: Callable[[], int]) -> None:
