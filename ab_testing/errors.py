@@ -21,6 +21,16 @@ class ExperimentNotFoundError(ExperimentError):
         return cls(f"Experiment {experiment_id} not found", details={"experiment_id": experiment_id})
 
 
+class ExposureNotFoundError(ExperimentError):
+    """Feedback names a call that no experiment served."""
+
+    code = "exposure_not_found"
+    http_status = 404
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"No experiment served the call {request_id!r}", details={"request_id": request_id})
+
+
 class UnknownVariantError(ExperimentError):
     code = "unknown_variant"
     http_status = 404

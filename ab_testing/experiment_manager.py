@@ -15,6 +15,7 @@ from ab_testing.analysis import analyze
 from ab_testing.errors import (
     ExperimentNotFoundError,
     ExperimentNotRunningError,
+    ExposureNotFoundError,
     InvalidExperimentError,
     InvalidTransitionError,
     UnknownVariantError,
@@ -182,6 +183,19 @@ class ExperimentManager:
                 details={"status": conflict.status},
             ) from None
         return [{"result_id": result_id, "duplicate": duplicate} for result_id, duplicate in written]
+
+    def record_feedback(self, request_id: str, success: bool, rating: float | None = None,
+                        owner: str | None = None) -> dict[str, Any]:
+        """The outcome of one served call, counted against the variant that answered it; sending the same
+        call's feedback again changes nothing (its outcome id is the call's request id)."""
+        exposure = self.store.exposure(request_id)
+        if exposure is None:
+            raise ExposureNotFoundError(request_id)
+        self.check_owner(exposure["experiment_id"], owner)
+        outcome = OutcomeSpec(variant=exposure["variant"], success=success, rating=rating,
+                              outcome_id=f"feedback:{request_id}")
+        [written] = self.record_results(exposure["experiment_id"], [outcome])
+        return {"experiment_id": exposure["experiment_id"], "variant": exposure["variant"], **written}
 
     def get_experiment_stats(self, experiment_id: int) -> dict[str, Any] | None:
         """Summaries, comparisons, health and decision; None for an unknown experiment, as originally."""

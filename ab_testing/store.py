@@ -122,6 +122,13 @@ class ExperimentStore:
         assert stored is not None
         return stored
 
+    def exposure(self, request_id: str) -> dict[str, Any] | None:
+        """The exposure a call made (experiment, variant, user), found by the call's request id."""
+        query = select(experiment_exposures).where(experiment_exposures.c.request_id == request_id)
+        with read(self.engine) as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
     def add_exposure(self, experiment_id: int, variant: str, user_id: str | None, request_id: str, status: str,
                      metrics: Mapping[str, float]) -> int:
         """Record that a user was served `variant` by call `request_id`, with the call's metrics."""

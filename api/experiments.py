@@ -8,6 +8,7 @@ from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from ab_testing.spec import ExperimentSpec, OutcomeSpec
+from api.chat_schema import call_id
 from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object
 from api.services import services
@@ -158,3 +159,21 @@ def experiment_stats(path: ExperimentPath) -> Response:
         raise ApiError(404, "experiment_not_found", f"Experiment {experiment_id} not found",
                        experiment_id=experiment_id)
     return jsonify({"status": "success", "stats": stats})
+
+
+class FeedbackBody(BaseModel):
+    """The outcome of a call an experiment served: its `request_id` (or the gateway response's `id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=100)
+    success: bool
+    rating: float | None = Field(default=None, allow_inf_nan=False)
+
+
+@bp.post("/feedback", responses={200: json_object("The outcome, recorded against the call's variant")})
+def feedback(body: FeedbackBody) -> Response:
+    """Record whether a served call succeeded (and its rating) once, against the variant that answered it."""
+    recorded = services().experiments.record_feedback(call_id(body.request_id), body.success, body.rating,
+                                                      owner=tenant())
+    return jsonify({"status": "success", **recorded})

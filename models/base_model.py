@@ -51,7 +51,8 @@ class StreamResponse(Iterator[str]):
         try:
             return next(self._chunks)
         except StopIteration as stop:
-            self._result = stop.value
+            if self._result is None:  # a finished generator stops again, with no value, when asked again
+                self._result = stop.value
             raise
 
     @property
