@@ -6,7 +6,9 @@
 (c) 500 ms upstream, 200 connections: req/s / 400 (Little's law);
 (d) RSS/PSS of the 2-worker service before the local model loads, and seconds from start to /health;
 (e) 450 slow clients (a request body trickled a byte a second) connected: /health answered, and (c) again,
-    beside the same service with the former 200 threads per worker, which the slow clients fill.
+    beside the same service with the former 200 threads per worker, which the slow clients fill;
+(f) the OpenAI-compatible /v1/chat/completions in (a), (b) and (c), against /api/generate in the same rounds
+    (LiteLLM's figures are its own /chat/completions).
 Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios. Before
 each case every service must be idle, so one system's backlog never runs during another's measurement.
 LiteLLM runs when `.bench/litellm-venv` exists (`make bench-litellm` installs it).
@@ -70,6 +72,8 @@ class Bench:
             "echo": post_script(tmp / "echo.lua", '{"prompt": "ping", "model": "fast-upstream"}', JSON),
             "openai_fast": post_script(tmp / "openai_fast.lua", _chat("fast-gpt"), {**JSON, **AUTH}),
             "openai_slow": post_script(tmp / "openai_slow.lua", _chat("slow-gpt"), {**JSON, **AUTH}),
+            "v1_fast": post_script(tmp / "v1_fast.lua", _chat("fast-upstream"), JSON),
+            "v1_slow": post_script(tmp / "v1_slow.lua", _chat("slow-upstream"), JSON),
         }
 
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
@@ -148,6 +152,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
                                         1, args.seconds),
             "c_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_slow"], 200,
                                       2 * args.seconds),
+            "a_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_fast"], 50,
+                                    args.seconds),
+            "b_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_fast"], 1,
+                                    args.seconds),
+            "c_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_slow"], 200,
+                                    2 * args.seconds),
         }
         if litellm is not None:
             cases["a_litellm"] = lambda: run_wrk(f"{base}{litellm_port}/chat/completions",
@@ -213,15 +223,19 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         print(f"  {label:<46} {med[key]:>9.2f}{unit:<6} [{values}]")
 
     row("(a) ours /api/generate req/s (50 conns)", "a_ours_rps")
+    row("(a) ours /v1/chat/completions req/s (50 conns)", "a_v1_rps")
     row("(a) bare Flask echo req/s (50 conns)", "a_flask_rps")
     if has_litellm:
         row("(a) LiteLLM proxy req/s (50 conns)", "a_litellm_rps")
     row("(b) ours p50 at 1 conn", "b_ours_p50", " ms")
+    row("(b) ours /v1 p50 at 1 conn", "b_v1_p50", " ms")
     row("(b) upstream direct p50 at 1 conn", "b_direct_p50", " ms")
     if has_litellm:
         row("(b) LiteLLM p50 at 1 conn", "b_litellm_p50", " ms")
     row("(c) ours req/s, 500 ms upstream, 200 conns", "c_ours_rps")
     row("(c) ours errors (socket + non-2xx)", "c_ours_errors")
+    row("(c) ours /v1 req/s, 500 ms upstream, 200 conns", "c_v1_rps")
+    row("(c) ours /v1 errors (socket + non-2xx)", "c_v1_errors")
     if has_litellm:
         row("(c) LiteLLM req/s, 500 ms upstream, 200 conns", "c_litellm_rps")
     row(f"(e) /health answered of {HEALTH_PROBES}, ours", "e_ours_health_answered")
@@ -252,6 +266,12 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         ("(e) /health answered under slow clients", med["e_ours_health_answered"], f"= {HEALTH_PROBES}",
          min(results["e_ours_health_answered"]) == HEALTH_PROBES),
         ("(e) req/s / 400 under slow clients", med["e_ours_c_rps"] / 400, "(reference)", True),
+        ("(f) /v1 / /api/generate req/s (a)", med["a_v1_rps"] / med["a_ours_rps"], ">= 0.90",
+         med["a_v1_rps"] / med["a_ours_rps"] >= 0.90),
+        ("(f) /v1 / /api/generate added latency (b)", (med["b_v1_p50"] - med["b_direct_p50"]) / added, "<= 1.10",
+         (med["b_v1_p50"] - med["b_direct_p50"]) / added <= 1.10),
+        ("(f) /v1 / /api/generate req/s (c)", med["c_v1_rps"] / med["c_ours_rps"], ">= 0.90",
+         med["c_v1_rps"] / med["c_ours_rps"] >= 0.90),
     ]
     if has_litellm:
         ratio = med["a_ours_rps"] / med["a_litellm_rps"]
