@@ -19,6 +19,18 @@ class UnsupportedParameterError(InvalidInputError):
     code = "unsupported_parameter"
 
 
+class UnsupportedOperationError(InvalidInputError):
+    """The model cannot do what was asked (a chat model to embed, an embedding model to chat): refused before any
+    provider call, with the code `<operation>_not_supported` (`embeddings_not_supported`, `chat_not_supported`)."""
+
+    code = "operation_not_supported"
+
+    @classmethod
+    def refusing(cls, model: str, provider: str, operation: str) -> UnsupportedOperationError:
+        return cls([{"field": "model", "reason": f"{model} ({provider}) does not support {operation}"}],
+                   prefix="Unsupported operation", code=f"{operation}_not_supported")
+
+
 class UnknownModelError(ModelError, KeyError, ValueError):
     """No model is registered under that name or alias; a ValueError too, as the original raised for it."""
 
