@@ -51,6 +51,13 @@ class MissingAPIKeyError(ModelError, ValueError):
     http_status = 503
 
 
+class LocalModelError(ModelError):
+    """The embedded llama.cpp model cannot run: no GGUF file where LOCAL_MODEL_PATH points, or no chat template."""
+
+    code = "local_model_error"
+    http_status = 500
+
+
 class CallRefusedError(ModelError):
     """A guard refused the call before the provider was contacted (budget, rate, circuit)."""
 
