@@ -93,6 +93,9 @@ class Call(Generic[Request]):
         return (params.max_tokens or self.model.max_output_tokens) + self.model.thinking_allowance(params)
 
 
+AnyCall = Call[GenerationRequest] | Call[EmbeddingRequest]
+
+
 class CallHook(Protocol):
     """A guard and/or observer around every call. `before_call` may raise `CallRefusedError`.
 
@@ -192,7 +195,7 @@ class CallPath:
             outcome = self._finish(call, usage, "", time.monotonic() - started, None, error)
         return EmbeddingResult.recorded(outcome, vectors)
 
-    def _before_call(self, call: Call[Any]) -> None:
+    def _before_call(self, call: AnyCall) -> None:
         for hook in self._hooks:
             hook.before_call(call)
 
@@ -206,7 +209,7 @@ class CallPath:
         self.request_log.insert(record)
 
     def _finish(
-        self, call: Call[Any], usage: Usage, text: str, latency: float, ttft: float | None,
+        self, call: AnyCall, usage: Usage, text: str, latency: float, ttft: float | None,
         error: BaseException | None,
     ) -> GenerationResult:
         model = call.model
@@ -232,7 +235,7 @@ class CallPath:
                     log.exception("Call hook %r failed after request %s", hook, call.request_id)
         return result
 
-    def _record(self, call: Call[Any], result: GenerationResult) -> RequestRecord:
+    def _record(self, call: AnyCall, result: GenerationResult) -> RequestRecord:
         """The row of a call. An embeddings call keeps its texts, one per line, as the prompt, and no response."""
         request, context = call.request, call.context
         if isinstance(request, EmbeddingRequest):
