@@ -20,6 +20,8 @@ from models.gemini_model import GeminiModel
 from models.model_registry import ModelRegistry
 from models.pricing import PricingTable
 from models.request_log import RequestLogRepository
+from monitoring.budget_guard import BudgetExceededError
+from monitoring.budgets import BudgetService, BudgetSpec
 from storage.database import get_engine
 from tests.fakes import fake_vector
 from tests.gemini_wire_server import WireReply
@@ -109,6 +111,19 @@ def test_a_failed_count_records_the_byte_bound_and_warns(embedder, monkeypatch, 
         result = embedder.embed(TEXTS)
     assert result.input_tokens == len("the quick brown fox") + len("jumps") + 2 * 16
     assert "recording the byte bound" in caplog.text
+
+
+def test_a_hard_budget_refuses_before_any_embedding_is_requested(gemini_server, registry, embedder, log):
+    """The guard the default wiring attaches: the byte bound would not fit, so Gemini counts exactly; 5 tokens
+    at $0.15 per million do not fit either, and nothing is embedded."""
+    BudgetService(registry.engine).create(BudgetSpec(name="tiny", scope="global", period="daily", limit_usd=5e-7,
+                                                     hard_limit=True))
+    with pytest.raises(BudgetExceededError) as refused:
+        embedder.embed(TEXTS)
+    assert refused.value.details["requested"] == pytest.approx(5 * PRICE / 1e6)
+    assert [r["action"] for r in gemini_server.requests] == ["countTokens"]
+    (row,) = log.list()
+    assert (row["operation"], row["status"]) == ("embeddings", "rejected")
 
 
 def test_an_unavailable_upstream_is_retried(gemini_server, embedder, log):
