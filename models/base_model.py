@@ -13,15 +13,17 @@ from typing import Any, ClassVar
 
 from core.errors import InvalidInputError
 from models import original_style
-from models.call_path import Call, CallPath, new_request_id
+from models.call_path import CHAT, EMBEDDINGS, Call, CallPath, new_request_id
 from models.defaults import default_pricing, managed_call_path
-from models.errors import ContextLengthExceededError, UnsupportedParameterError
+from models.embeddings import EmbeddingRequest
+from models.errors import ContextLengthExceededError, UnsupportedOperationError, UnsupportedParameterError
 from models.messages import GenerationRequest, Message
 from models.params import CallContext, GenerationParams
 from models.pricing import ModelPricing
-from models.results import GenerationResult, Usage
+from models.results import EmbeddingResult, GenerationResult, Usage
 
-# Tokens a chat format may add per message (role markers, turn separators): part of the input bound.
+# Tokens a chat format may add per message (role markers, turn separators), or a tokenizer per embedded text
+# (BOS/EOS, CLS/SEP): part of the input bound.
 MESSAGE_OVERHEAD_TOKENS = 16
 # `generate`'s keyword arguments that say whom a call is for rather than what it generates.
 CONTEXT_ARGUMENTS = ("user_id", "tags", "source", "api_key_id", "request_id")
@@ -35,6 +37,9 @@ class Capabilities:
     system_prompt: bool = True
     thinking: bool = False
     token_counting: bool = True
+    chat: bool = True  # False for an embedding-only model
+    embeddings: bool = False
+    embedding_dimensions: bool = False  # honours `dimensions` (shorter vectors) on embeddings calls
 
 
 class StreamResponse(Iterator[str]):
@@ -241,6 +246,7 @@ class BaseModel(ABC):
 
         Plain requests are consumed by reading `.result`; streamed ones by iterating.
         """
+        self._require(self.capabilities.chat, CHAT)
         self.check_params(request.params)
         if request.uses_tools and "tools" not in self.supported_params:
             raise UnsupportedParameterError.single(
@@ -249,6 +255,59 @@ class BaseModel(ABC):
         context = context or CallContext()
         call = Call(self, request, context, context.request_id or new_request_id())
         return StreamResponse(self.call_path.run(call))
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        user_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        source: str = "library",
+        api_key_id: str | None = None,
+        request_id: str | None = None,
+        dimensions: int | None = None,
+    ) -> EmbeddingResult:
+        """One vector per text, in order; the call is recorded once in the request log (operation `embeddings`).
+
+        A model that does not embed raises `UnsupportedOperationError` (code `embeddings_not_supported`), and
+        invalid texts an `InvalidInputError` naming them, before any provider call.
+        """
+        request = EmbeddingRequest.build(texts, dimensions=dimensions)
+        context = CallContext.parse(user_id=user_id, tags=tags, source=source, api_key_id=api_key_id,
+                                    request_id=request_id)
+        return self.run_embeddings(request, context)
+
+    def run_embeddings(self, request: EmbeddingRequest, context: CallContext | None = None) -> EmbeddingResult:
+        """The typed entry point of `embed`: run `request` for `context` on the managed call path."""
+        self.check_embeddings(request)
+        context = context or CallContext()
+        return self.call_path.embed(Call(self, request, context, context.request_id or new_request_id()))
+
+    def check_embeddings(self, request: EmbeddingRequest) -> None:
+        """Refuse an embeddings call this model cannot make as asked, before any provider call."""
+        self._require(self.capabilities.embeddings, EMBEDDINGS)
+        if request.dimensions is not None and not self.capabilities.embedding_dimensions:
+            raise UnsupportedParameterError.single(
+                "dimensions", f"not supported by {self.name} ({self.provider}): its vectors have a fixed size",
+                prefix="Unsupported parameter")
+
+    def execute_embedding(self, request: EmbeddingRequest, usage: Usage) -> list[list[float]]:
+        """Call the provider's embeddings endpoint: one vector per text, in order; set `usage.input_tokens`
+        to the provider's count. Models with `capabilities.embeddings` implement it."""
+        raise UnsupportedOperationError.refusing(self.name, self.provider, EMBEDDINGS)
+
+    def embedding_token_bound(self, request: EmbeddingRequest) -> int:
+        """A free upper bound of the input tokens, as for chat: one token per UTF-8 byte, plus
+        `MESSAGE_OVERHEAD_TOKENS` per text for the special tokens a tokenizer adds."""
+        return request.text_bytes() + MESSAGE_OVERHEAD_TOKENS * len(request.texts)
+
+    def count_embedding_tokens(self, request: EmbeddingRequest) -> int:
+        """Exact input tokens of the texts; providers that count a whole batch at once override this."""
+        return sum(self.count_tokens(text) for text in request.texts)
+
+    def _require(self, supported: bool, operation: str) -> None:
+        if not supported:
+            raise UnsupportedOperationError.refusing(self.name, self.provider, operation)
 
     def describe(self) -> dict[str, Any]:
         return {

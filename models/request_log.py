@@ -1,4 +1,7 @@
-"""The request log: one row per model call, success or failure; the single source of truth."""
+"""The request log: one row per model call, success or failure; the single source of truth.
+
+`operation` says what the call did: `chat` (a generation) or `embeddings`.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ request_log = Table(
     Column("created_at", DateTime, nullable=False),
     Column("model", String(200), nullable=False),
     Column("provider", String(50), nullable=False),
+    Column("operation", String(20), nullable=False, server_default="chat"),
     Column("source", String(20), nullable=False),
     Column("user_id", String(200)),
     Column("api_key_id", String(64)),
@@ -81,6 +85,7 @@ class RequestRecord:
     source: str
     status: str
     created_at: datetime = field(default_factory=utcnow)
+    operation: str = "chat"
     user_id: str | None = None
     api_key_id: str | None = None
     tags: list[str] | None = None
@@ -143,10 +148,12 @@ class RequestLogRepository:
         source: str | None = None,
         user_id: str | None = None,
         api_key_id: str | None = None,
+        operation: str | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first, optionally filtered (by `api_key_id`: one tenant's calls)."""
         query = select(request_log).order_by(request_log.c.id.desc()).limit(limit)
-        filters = {"model": model, "status": status, "source": source, "user_id": user_id, "api_key_id": api_key_id}
+        filters = {"model": model, "status": status, "source": source, "user_id": user_id, "api_key_id": api_key_id,
+                   "operation": operation}
         for column, value in filters.items():
             if value is not None:
                 query = query.where(request_log.c[column] == value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
@@ -55,8 +55,29 @@ class Usage:
         return (self.input_tokens or 0) + (self.output_tokens or 0)
 
 
+class FieldMapping(Mapping[str, Any]):
+    """A result dataclass read like the original's dict: `result['cost']`, `dict(result)`."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (a shallow copy; `dataclasses.asdict` deep-copies at ~5x the cost)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+
 @dataclass
-class GenerationResult(Mapping[str, Any]):
+class GenerationResult(FieldMapping):
     """The outcome of one call. Reads like the original dict: `result['response']`, `result['cost']`."""
 
     response: str
@@ -82,17 +103,28 @@ class GenerationResult(Mapping[str, Any]):
     def success(self) -> bool:
         return self.status == "success"
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field (all scalars, so a shallow copy; `dataclasses.asdict` deep-copies at ~5x the cost)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
+@dataclass
+class EmbeddingResult(FieldMapping):
+    """The outcome of one embeddings call: one vector per text, in order, and what the call was recorded with."""
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.__dataclass_fields__)
+    vectors: list[list[float]]
+    model: str
+    provider: str
+    request_id: str
+    status: str = "success"
+    source: str = "library"
+    input_tokens: int | None = None
+    latency: float = 0.0
+    cost: float | None = None
 
-    def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
+    @classmethod
+    def recorded(cls, outcome: GenerationResult, vectors: list[list[float]]) -> EmbeddingResult:
+        """The vectors with the accounting the call path recorded for them."""
+        return cls(vectors=vectors, model=outcome.model, provider=outcome.provider, request_id=outcome.request_id,
+                   status=outcome.status, source=outcome.source, input_tokens=outcome.input_tokens,
+                   latency=outcome.latency, cost=outcome.cost)
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vectors[0]) if self.vectors else 0

@@ -54,7 +54,7 @@ class BudgetGuard:
         self._alerted: set[tuple[int, datetime, float]] = set()
         self._alerted_lock = threading.Lock()
 
-    def before_call(self, call: Call) -> None:
+    def before_call(self, call: Call[Any]) -> None:
         """Reserve the call's worst case in every hard budget it counts against, or refuse it.
 
         The worst case uses the model's free input bound; only when that would refuse is the input counted
@@ -65,18 +65,18 @@ class BudgetGuard:
         call.extras[APPLICABLE_KEY] = applicable
         if not any(b["hard_limit"] for b in applicable):
             return
-        bound = call.worst_case_cost(call.model.input_token_bound(call.request))
+        bound = call.worst_case_cost(call.input_token_bound())
         if not bound:  # zero-cost (or unpriced) models are never blocked by cost budgets
             return
         try:
             self._reserve(call, scope, bound)
         except BudgetExceededError:
-            exact = call.worst_case_cost(call.model.count_input_tokens(call.request))
+            exact = call.worst_case_cost(call.exact_input_tokens())
             if exact is None or exact >= bound:
                 raise
             self._reserve(call, scope, exact)
 
-    def _reserve(self, call: Call, scope: CallScope, amount: float) -> None:
+    def _reserve(self, call: Call[Any], scope: CallScope, amount: float) -> None:
         now = self.clock()
         with write(self.budgets.engine) as conn:
             reservations = []
@@ -93,7 +93,7 @@ class BudgetGuard:
                 self.store.reserve(conn, budget["id"], window.start, call.request_id, amount)
         call.extras[RESERVED_KEY] = bool(reservations)
 
-    def after_call(self, call: Call, result: GenerationResult) -> None:
+    def after_call(self, call: Call[Any], result: GenerationResult) -> None:
         """Settle: the call's real cost is in the request log by now, so its reservation goes."""
         reserved, applicable = call.extras.pop(RESERVED_KEY, False), call.extras.get(APPLICABLE_KEY)
         if not (reserved or (applicable and result.cost)):
@@ -149,7 +149,7 @@ class BudgetGuard:
         self.notifier.send(budget["webhook_url"], payload, alert["id"])
 
 
-def _scope(call: Call) -> CallScope:
+def _scope(call: Call[Any]) -> CallScope:
     context = call.context
     return CallScope(call.model.name, context.user_id, context.api_key_id, tuple(context.tags or ()))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, Capabilities
+from models.embeddings import EmbeddingRequest
 from models.messages import GenerationRequest
 from models.params import GenerationParams
 from models.pricing import ModelPricing
@@ -16,12 +18,14 @@ FAKE_PRICING = ModelPricing(input_per_million=1.0, output_per_million=2.0, cache
 
 
 class FakeModel(BaseModel):
-    """`enqueue` answers (str, or an exception to raise); otherwise echoes the prompt.
+    """`enqueue` answers (str, or an exception to raise); otherwise echoes the prompt. It embeds too: a queued
+    exception fails the next embeddings call; vectors are `fake_vector` of each text.
 
     Tokens: one per whitespace-separated word, as if the provider counted them.
     """
 
     provider = "fake"
+    capabilities = Capabilities(embeddings=True, embedding_dimensions=True)
     supported_params = frozenset(GenerationParams.model_fields)
 
     def __init__(self, name: str = "fake-model", *, pricing: ModelPricing | None = FAKE_PRICING,
@@ -30,6 +34,7 @@ class FakeModel(BaseModel):
         self.delay = delay
         self.chunk_words = chunk_words
         self.calls: list[GenerationRequest] = []
+        self.embedded: list[EmbeddingRequest] = []
         self.spans: list[tuple[float, float]] = []  # (start, end) of each call, time.monotonic()
         self._queue: list[str | BaseException] = []
         self._lock = threading.Lock()
@@ -69,3 +74,18 @@ class FakeModel(BaseModel):
         for start in range(0, len(words), self.chunk_words):
             piece = " ".join(words[start:start + self.chunk_words])
             yield piece if start == 0 else " " + piece
+
+    def execute_embedding(self, request: EmbeddingRequest, usage: Usage) -> list[list[float]]:
+        with self._lock:
+            self.embedded.append(request)
+            failure = self._queue.pop(0) if self._queue else None
+        if isinstance(failure, BaseException):
+            raise failure
+        usage.set(input=sum(self.count_tokens(text) for text in request.texts))
+        return [fake_vector(text, request.dimensions or 3) for text in request.texts]
+
+
+def fake_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic vector for `text`: its SHA-256 bytes scaled to [0, 1)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [digest[i % len(digest)] / 256 for i in range(dimensions)]

@@ -5,6 +5,8 @@ Facts from `../shared/docs/GEMINI_WIRE.md` (checked against google-genai 3.4.0):
 - `POST /{v}/models/{m}:generateContent` answers one JSON response object;
 - `POST /{v}/models/{m}:streamGenerateContent?alt=sse` answers `data: <response object>` events;
 - `POST /{v}/models/{m}:countTokens` answers `{"totalTokens": N}`;
+- `POST /{v}/models/{m}:batchEmbedContents` answers `{"embeddings": [{"values": [...]}, ...]}`, one per request
+  in order: `fake_vector(text, outputDimensionality or 8)`; no usage, as documented, unless scripted;
 - `GET /{v}/models` and `GET /{v}/models/{m}` list and describe models;
 - errors are `{"error": {"code", "message", "status"}}` with that HTTP status.
 
@@ -17,7 +19,9 @@ Usage::
         ...
         server.requests  # [{"method", "path", "headers", "json", "model", "action"}, ...]
 
-Queued replies answer `generateContent` and `streamGenerateContent`, in order. With an empty queue
+Queued replies answer `generateContent`, `streamGenerateContent` and `batchEmbedContents`, in order (for
+embeddings only their status, message, delay, fault, and `prompt_tokens`, answered as
+`usageMetadata.promptTokenCount`). With an empty queue
 the reply is deterministic: the text `"gemini says: " + <prompt text>`, `promptTokenCount` = the
 number of whitespace-separated words in the request's contents and system instruction,
 `candidatesTokenCount` = the number of words in the reply. `countTokens` counts words the same way.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes import fake_vector
 from tests.wire_server import Fault, ScriptedServer, WireHandler, words
 
 ERROR_STATUS = {
@@ -141,6 +146,8 @@ class _Handler(WireHandler):
         prompt, system = request_text(body)
         if action == "countTokens":
             return self._json(200, {"totalTokens": words(prompt) + words(system)})
+        if action == "batchEmbedContents":
+            return self._embeddings(body)
         if action not in ("generateContent", "streamGenerateContent"):
             return self._json(404, error_body(404, message=f"unknown action {action!r}"))
         reply = self.wire._next_reply() or WireReply(text=f"gemini says: {prompt}")
@@ -157,6 +164,18 @@ class _Handler(WireHandler):
             return self._json(200, response_object(text, usage, model or "", reply.finish_reason,
                                                    reply.function_calls), reply.fault)
         self._stream(reply, usage, model or "")
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        reply = self.wire._next_reply() or WireReply()
+        self.wire._sleep(reply.delay)
+        if reply.status != 200:
+            return self._json(reply.status, error_body(reply.status, reply.error_status, reply.message))
+        if self.answer_fault_first(reply.fault, streaming=False):
+            return None
+        payload: dict[str, Any] = {"embeddings": [_embedding(request) for request in body.get("requests", [])]}
+        if reply.prompt_tokens is not None:
+            payload["usageMetadata"] = {"promptTokenCount": reply.prompt_tokens}
+        self._json(200, payload, reply.fault)
 
     def _route(self, record_body: dict[str, Any] | None) -> tuple[str, str | None, str | None]:
         """Record the request; split `/{v}/models/{m}:{action}` into its parts."""
@@ -197,6 +216,12 @@ class _Handler(WireHandler):
 
     def _json(self, status: int, payload: dict[str, Any], fault: Fault | None = None) -> None:
         self.send_json(status, payload, "application/json; charset=UTF-8", fault)
+
+
+def _embedding(request: dict[str, Any]) -> dict[str, Any]:
+    """The vector of one of batchEmbedContents' requests."""
+    text, _ = request_text({"contents": [request.get("content")]})
+    return {"values": fake_vector(text, request.get("outputDimensionality") or 8)}
 
 
 def _event(payload: dict[str, Any]) -> bytes:

@@ -3,6 +3,9 @@
 - `POST /v1/chat/completions` answers a `chat.completion` object, or with `"stream": true` server-sent
   events: `data: <chat.completion.chunk>` per piece, a chunk carrying `finish_reason`, then (when
   `stream_options.include_usage` is set) a chunk with `"choices": []` and the usage, then `data: [DONE]`;
+- `POST /v1/embeddings` answers an embeddings list: per input, `fake_vector(input, dimensions or 8)` (exact in
+  float32), base64-encoded when the body asks for `encoding_format: base64` (as the SDK does), else floats;
+  `prompt_tokens` = the words of all inputs;
 - `GET /v1/models` lists the models it has answered for;
 - errors are `{"error": {"message", "type", "param", "code"}}` with that HTTP status.
 
@@ -14,19 +17,23 @@ Usage::
         model = OpenAICompatibleModel("m", base_url=server.base_url)
         server.requests  # [{"method", "path", "headers", "json"}, ...]
 
-Queued replies answer chat completions in order. With an empty queue the reply is deterministic: the
+Queued replies answer chat completions and embeddings in order (for embeddings, only their status, message,
+delay, fault and `prompt_tokens` count). With an empty queue the reply is deterministic: the
 text `"openai says: " + <last user message>`, `prompt_tokens` = the number of whitespace-separated
 words of all messages, `completion_tokens` = the words of the reply, and no token details.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes import fake_vector
 from tests.wire_server import Fault, ScriptedServer, WireHandler, words
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
@@ -76,6 +83,11 @@ class OpenAIWireServer(ScriptedServer[WireReply]):
         with self._lock:
             return [r["json"] for r in self.requests if r["path"].endswith("/chat/completions")]
 
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """The recorded embeddings request bodies, in order."""
+        with self._lock:
+            return [r["json"] for r in self.requests if r["path"].endswith("/embeddings")]
+
 
 def error_body(status: int, message: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message or f"wire server error {status}",
@@ -115,11 +127,14 @@ class _Handler(WireHandler):
         except ValueError:
             return self.send_json(400, error_body(400, "We could not parse the JSON body of your request."))
         self.wire._record({"method": "POST", "path": self.path, "headers": dict(self.headers.items()), "json": body})
-        if urlsplit(self.path).path != "/v1/chat/completions":
+        path = urlsplit(self.path).path
+        if path not in ("/v1/chat/completions", "/v1/embeddings"):
             return self.send_json(404, error_body(404, f"Unknown path {self.path}"))
         token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         if self.wire.api_key is not None and token != self.wire.api_key:
             return self.send_json(401, error_body(401, f"Incorrect API key provided: {token}.", "invalid_api_key"))
+        if path == "/v1/embeddings":
+            return self._embeddings(body)
         messages = body.get("messages") or []
         last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         reply = self.wire._next_reply() or WireReply(text=f"openai says: {last_user}")
@@ -140,6 +155,23 @@ class _Handler(WireHandler):
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason}],
             "usage": usage,
+        }, fault=reply.fault)
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        reply = self.wire._next_reply() or WireReply()
+        self.wire._sleep(reply.delay)
+        if reply.status != 200:
+            return self.send_json(reply.status, error_body(reply.status, reply.message, reply.error_code))
+        if self.answer_fault_first(reply.fault, streaming=False):
+            return None
+        inputs = body["input"] if isinstance(body.get("input"), list) else [body.get("input")]
+        vectors = [fake_vector(str(text), body.get("dimensions") or 8) for text in inputs]
+        encode = _base64 if body.get("encoding_format") == "base64" else list
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else sum(words(str(t)) for t in inputs)
+        self.send_json(200, {
+            "object": "list", "model": body.get("model"),
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
         }, fault=reply.fault)
 
     def _stream(self, reply: WireReply, usage: dict[str, Any], body: dict[str, Any]) -> None:
@@ -171,6 +203,11 @@ class _Handler(WireHandler):
         self.send_stream(events, ending, preamble=[_event(chunk({"role": "assistant", "content": ""}))],
                          fault=reply.fault, delay=reply.chunk_delay,
                          drip_event=lambda text: _event(chunk({"content": text})))
+
+
+def _base64(vector: list[float]) -> str:
+    """A vector as OpenAI sends it with `encoding_format: base64`: little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def _event(payload: dict[str, Any]) -> bytes:
