@@ -72,10 +72,12 @@ class TrafficRouter:
             return experiment, None
         return experiment, store.assign(experiment_id, user_id, variants[index]["name"])
 
-    def run_experiment(self, experiment_id: int, user_id: str, prompt: str) -> dict[str, Any]:
+    def run_experiment(self, experiment_id: int, user_id: str, prompt: str, *,
+                       api_key_id: str | None = None) -> dict[str, Any]:
         """Generate with the user's variant (model + params) through the managed path and record the exposure.
 
         Users outside the experiment's coverage get the control's model and are not recorded as exposed.
+        `api_key_id` is the key the call is made with: its limits and budgets apply, and the log records it.
         """
         user_id = str(user_id)
         experiment, variant_name = self._assign(experiment_id, user_id)
@@ -85,7 +87,7 @@ class TrafficRouter:
         request_id = new_request_id()
         try:
             result = model.generate(
-                prompt, user_id=user_id, source=SOURCE, request_id=request_id,
+                prompt, user_id=user_id, source=SOURCE, request_id=request_id, api_key_id=api_key_id,
                 tags=[f"experiment:{experiment_id}", f"variant:{served}"], **variant["params"],
             )
         except Exception as exc:
