@@ -69,6 +69,7 @@ class Authenticator:
             raise ApiError(401, "api_key_expired", f"The API key expired at {expired_at}", expired_at=expired_at)
         g.api_key_id = identity.id
         g.api_key_admin = identity.admin
+        g.api_key_tags = identity.policy.tags
 
 
 def _presented_key() -> str | None:

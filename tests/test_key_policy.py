@@ -1,4 +1,4 @@
-"""A key's allow-list, RPM and TPM hold for every call made with it, across workers; budgets per key."""
+"""A key's allow-list, RPM and TPM hold for every call made with it, across workers; tags and budgets per key."""
 
 from __future__ import annotations
 
@@ -133,6 +133,34 @@ def test_keys_without_limits_and_calls_without_keys_pass(app):
     for key in (headers, {"X-API-Key": ADMIN}):
         for _ in range(3):
             assert client.post("/api/generate", json={"model": "beta", "prompt": "hi"}, headers=key).status_code == 200
+
+
+def test_header_and_key_tags_are_recorded_with_the_body_tags(app):
+    key_id, headers = _new_key(app, metadata={"tags": ["team-a", "shared"], "owner": "ana"})
+    client = app.test_client()
+    answered = client.post("/api/generate", json={"model": "alpha", "prompt": "hi", "tags": ["body", "shared"]},
+                           headers={**headers, "X-Tags": "cli, shared ,nightly"})
+    row = services(app).request_log.get(answered.get_json()["request_id"])
+    assert row["tags"] == ["body", "shared", "cli", "nightly", "team-a"] and row["api_key_id"] == key_id
+
+
+@pytest.mark.parametrize(("header", "field"), [
+    ("a,,b", "X-Tags.1"),
+    ("x" * 201, "X-Tags.0"),
+    (",".join(f"t{i}" for i in range(51)), "X-Tags"),
+])
+def test_invalid_header_tags_are_refused_naming_them(app, alpha, header, field):
+    response = app.test_client().post("/api/generate", json={"model": "alpha", "prompt": "hi"},
+                                      headers={"X-API-Key": ADMIN, "X-Tags": header})
+    assert response.status_code == 400
+    assert [f["field"] for f in response.get_json()["error"]["details"]["fields"]] == [field]
+    assert not alpha.calls
+
+
+def test_too_many_tags_in_all_are_refused(app):
+    response = app.test_client().post("/api/generate", headers={"X-API-Key": ADMIN, "X-Tags": "h1,h2"},
+                                      json={"model": "alpha", "prompt": "hi", "tags": [f"b{i}" for i in range(49)]})
+    assert response.status_code == 400 and response.get_json()["error"]["details"]["fields"][0]["field"] == "tags"
 
 
 def test_a_hard_budget_on_one_key_refuses_that_key_only(app):
