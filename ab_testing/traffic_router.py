@@ -76,13 +76,15 @@ class TrafficRouter:
             return experiment, None
         return experiment, store.assign(experiment_id, user_id, variants[index]["name"])
 
-    def run_experiment(self, experiment_id: int, user_id: str, prompt: str) -> dict[str, Any]:
+    def run_experiment(self, experiment_id: int, user_id: str, prompt: str, *,
+                       api_key_id: str | None = None) -> dict[str, Any]:
         """Generate with the user's variant (model + params) through the managed path and record the exposure.
 
         Users outside the experiment's coverage get the control's model and are not recorded as exposed.
+        `api_key_id` is the key the call is made with: its limits and budgets apply, and the log records it.
         """
         served = self.start(experiment_id, str(user_id), GenerationRequest.build(prompt),
-                            CallContext(source=SOURCE, user_id=str(user_id)))
+                            CallContext(source=SOURCE, user_id=str(user_id), api_key_id=api_key_id))
         result = served.finish()
         return {"experiment_id": experiment_id, "variant": served.variant, "in_experiment": served.in_experiment,
                 **_result_fields(result)}

@@ -22,7 +22,9 @@ from api.comparison_cli import register_comparison_cli
 from api.errors import register_error_handlers
 from api.health import SERVICE_NAME, VERSION
 from api.input_guard import register_input_guard
+from api.key_policy import KeyPolicyGuard
 from api.key_store import ApiKeyStore
+from api.key_usage import KeyUsage
 from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
@@ -42,7 +44,8 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     app.json.sort_keys = False  # keep the documented key order in responses
     app.extensions[EXTENSION_KEY] = build_services(settings)
     app.before_request(services(app).sweeper.ensure_started)  # in each worker, not in a pre-fork master
-    app.extensions[KEYS_EXTENSION_KEY] = ApiKeyStore(services(app).engine)
+    app.extensions[KEYS_EXTENSION_KEY] = keys = ApiKeyStore(services(app).engine)
+    services(app).registry.add_hook(KeyPolicyGuard(keys, KeyUsage(keys.engine)))  # every call made with a key
     register_error_handlers(app)
     register_request_context(app)
     register_auth(app, Authenticator(settings, api_keys(app)))
@@ -56,9 +59,9 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
 
 
 def _register_blueprints(app: OpenAPI) -> None:
-    from api import budgets, comparison, docs, experiments, gateway, generate, health, monitoring, workflows
+    from api import budgets, comparison, docs, experiments, gateway, generate, health, keys, monitoring, workflows
 
-    for module in (health, generate, gateway, experiments, workflows, comparison, monitoring, budgets):
+    for module in (health, generate, gateway, experiments, workflows, comparison, monitoring, budgets, keys):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

@@ -6,9 +6,8 @@ from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.openapi import MAX_ROW_ID, ApiBlueprint, RowId, json_object
-from api.services import services
+from api.services import canonical_model, services
 from api.tenancy import tenant
-from models.errors import UnknownModelError
 from monitoring.budgets import BudgetPatch, BudgetSpec
 
 bp = ApiBlueprint("budgets", __name__, url_prefix="/api")
@@ -32,8 +31,8 @@ BUDGET = json_object("The budget with its current spend in the window")
 def create_budget(body: BudgetSpec) -> tuple[Response, int]:
     """Create a budget on all calls, a model, a user, a tag or an API key; a managed key budgets only its own."""
     spec = body
-    if spec.scope == "model":
-        spec = spec.model_copy(update={"target": _canonical_model(spec.target)})
+    if spec.scope == "model" and spec.target:
+        spec = spec.model_copy(update={"target": canonical_model(spec.target)})
     return jsonify(services().budgets.create(spec, owner=tenant())), 201
 
 
@@ -56,7 +55,7 @@ def update_budget(path: BudgetPath, body: BudgetPatch) -> Response:
     budgets, owner = services().budgets, tenant()
     changes = body.model_dump(exclude_unset=True)
     if changes.get("target") and (changes.get("scope") or budgets.get(path.budget_id, owner)["scope"]) == "model":
-        changes["target"] = _canonical_model(changes["target"])
+        changes["target"] = canonical_model(changes["target"])
     return jsonify(budgets.update(path.budget_id, changes, owner=owner))
 
 
@@ -72,11 +71,3 @@ def list_alerts(query: AlertsQuery) -> Response:
     """Budget alerts, newest first, optionally of one budget."""
     alerts = services().budgets.alerts(query.limit, query.budget_id, owner=tenant())
     return jsonify({"alerts": alerts, "count": len(alerts)})
-
-
-def _canonical_model(name: str | None) -> str | None:
-    """A budget on an alias applies to the model it names; unknown names are kept (models registered later)."""
-    try:
-        return services().registry.resolve(name) if name else name
-    except UnknownModelError:
-        return name

@@ -50,7 +50,8 @@ def error_response(error: AppError, headers: dict[str, str] | None = None) -> Re
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(error: AppError) -> Response:
-        return error_response(error)
+        retry_after = error.details.get("retry_after")  # a limit that frees up later says when
+        return error_response(error, {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None)
 
     @app.errorhandler(ValidationError)
     def _invalid_value(error: ValidationError) -> Response:  # a value built from input failed a model's rule

@@ -134,7 +134,8 @@ def set_weights(path: ExperimentPath, body: WeightsBody) -> Response:
 @bp.post("/experiment/<int:experiment_id>/test", responses={200: json_object("The variant served and its result")})
 def test_experiment(path: ExperimentPath, body: TrafficTestBody) -> Response:
     """Route one prompt for `user_id` through the experiment and generate with the chosen variant."""
-    result = services().traffic_router.run_experiment(path.experiment_id, body.user_id, body.prompt)
+    result = services().traffic_router.run_experiment(path.experiment_id, body.user_id, body.prompt,
+                                                      api_key_id=caller_key())
     return jsonify({"status": "success", **result})
 
 

@@ -10,6 +10,7 @@ from flask import Response, g, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.openapi import ApiBlueprint, OpenApiConfigDict, event_stream
+from api.request_tags import request_tags
 from api.services import services
 from api.tenancy import tenant
 from core.errors import AppError
@@ -111,12 +112,15 @@ def list_models() -> Response:
 
 @bp.post("/generate", responses={200: GenerateResponse})
 def generate(body: GenerateRequest) -> Response:
-    """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events."""
+    """Generate with one model (the default when `model` is omitted); `stream: true` answers server-sent events.
+
+    The call's tags are the body's `tags`, the `X-Tags` header's (comma-separated) and the key's `metadata.tags`.
+    """
     model = services().registry.require_model(body.model)
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
-    tags = tuple(body.tags) if body.tags is not None else None
-    context = CallContext(source="api", user_id=body.user_id, tags=tags, api_key_id=g.get("api_key_id"))
+    context = CallContext(source="api", user_id=body.user_id, tags=request_tags(body.tags),
+                          api_key_id=g.get("api_key_id"))
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)

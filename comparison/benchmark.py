@@ -186,9 +186,9 @@ class BenchmarkRunner:
     def _run_item(self, run_id: int, item: BenchmarkItem, models: Sequence[BaseModel], params: dict[str, Any],
                   stored: Callable[[dict[str, Any]], None]) -> None:
         """One item on every model at once; each answer is scored and stored as soon as it arrives."""
-        plan = build_scoring(item.scorers, self.registry, item.reference)
-        call = PromptParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"])
         owner = self.store.get_benchmark(run_id)["api_key_id"]
+        plan = build_scoring(item.scorers, self.registry, item.reference, owner)
+        call = PromptParams(system=item.system, temperature=params["temperature"], max_tokens=params["max_tokens"])
         context = COMPARISON_CONTEXT.model_copy(update={"api_key_id": owner}).with_tags("benchmark",
                                                                                        f"benchmark:{run_id}")
 

@@ -77,12 +77,13 @@ class _Reply:
     cost: float | None = None
 
 
-def _ask(judge: BaseModel, prompt: str) -> _Reply:
-    """One judge call through the managed path; a failure is reported in the reply, not raised."""
+def _ask(judge: BaseModel, prompt: str, api_key_id: str | None) -> _Reply:
+    """One judge call through the managed path, made with the comparison's key; a failure is reported in the
+    reply, not raised."""
     request_id = new_request_id()
     try:
         result = judge.generate(prompt, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, source="comparison",
-                                request_id=request_id, tags=["judge"])
+                                request_id=request_id, tags=["judge"], api_key_id=api_key_id)
     except Exception as exc:  # a failing judge leaves the answer ungraded, never fails the run
         return _Reply(None, request_id, f"judge failed: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
     return _Reply(result.response, result.request_id, cost=result.cost)
@@ -96,9 +97,11 @@ class JudgeScorer:
     rubric: str = DEFAULT_RUBRIC
     threshold: float = 0.7
     name: str = "judge"
+    api_key_id: str | None = None  # the key the comparison runs with: the judge's calls are made with it too
 
     def score(self, response: str, prompt: str) -> Score:
-        reply = _ask(self.judge, GRADE_TEMPLATE.format(rubric=self.rubric, prompt=prompt, answer=response))
+        reply = _ask(self.judge, GRADE_TEMPLATE.format(rubric=self.rubric, prompt=prompt, answer=response),
+                     self.api_key_id)
         evidence: dict[str, Any] = {"request_ids": [reply.request_id], "cost": reply.cost}
         if reply.text is None:
             return Score(self.name, None, False, reply.error, **evidence)
@@ -115,10 +118,12 @@ class PairwiseJudge:
     judge: BaseModel
     rubric: str = DEFAULT_RUBRIC
     name: str = "pairwise"
+    api_key_id: str | None = None  # as JudgeScorer's
 
     def compare(self, prompt: str, first: str, second: str) -> dict[str, Any]:
         replies = [
-            _ask(self.judge, PAIRWISE_TEMPLATE.format(rubric=self.rubric, prompt=prompt, first=a, second=b))
+            _ask(self.judge, PAIRWISE_TEMPLATE.format(rubric=self.rubric, prompt=prompt, first=a, second=b),
+                 self.api_key_id)
             for a, b in ((first, second), (second, first))
         ]
         verdicts = [parse_verdict(reply.text or "") for reply in replies]

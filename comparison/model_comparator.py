@@ -75,7 +75,7 @@ class ModelComparator:
         context = CallContext.parse(source="comparison", user_id=user_id, tags=tags, api_key_id=api_key_id)
         resolved = self._resolve(model_names, repetitions)
         labels = entry_labels([model.name for model in resolved])
-        plan = build_scoring(scorers, self.registry, reference)
+        plan = build_scoring(scorers, self.registry, reference, api_key_id)
         if weights is not None:
             resolve_weights(weights, plan.active)
         tasks = [self._task(model, prompt, call, context, repetitions, plan) for model in resolved]

@@ -34,9 +34,13 @@ class ScoringPlan:
 
 
 def build_scoring(
-    specs: Sequence[Mapping[str, Any]] | None, registry: ModelSource, reference: str | None = None
+    specs: Sequence[Mapping[str, Any]] | None, registry: ModelSource, reference: str | None = None,
+    api_key_id: str | None = None,
 ) -> ScoringPlan:
-    """Validate every spec up front, so a bad scorer fails the request before any model is called."""
+    """Validate every spec up front, so a bad scorer fails the request before any model is called.
+
+    Judges call with `api_key_id`, the key of the comparison they score.
+    """
     plan = ScoringPlan()
     for spec in specs or ():
         if not isinstance(spec, Mapping):
@@ -48,11 +52,11 @@ def build_scoring(
             if not isinstance(rubric, str):
                 raise InvalidScorerError("'rubric' must be text", details={"scorer": kind})
             if kind == "judge":
-                plan.scorers.append(JudgeScorer(judge, rubric, judge_threshold(spec)))
+                plan.scorers.append(JudgeScorer(judge, rubric, judge_threshold(spec), api_key_id=api_key_id))
             elif plan.pairwise is not None:
                 raise InvalidScorerError("Only one pairwise judge per comparison", details={"scorer": kind})
             else:
-                plan.pairwise = PairwiseJudge(judge, rubric)
+                plan.pairwise = PairwiseJudge(judge, rubric, api_key_id=api_key_id)
         else:
             plan.scorers.append(build_reference_scorer(spec, reference))
     return plan

@@ -71,10 +71,11 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("POST", "/api/experiment/{experiment_id}/record"), ("POST", "/api/workflow"),
                    ("POST", "/api/workflows"), ("POST", "/api/compare"), ("POST", "/api/benchmarks"),
                    ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions"),
-                   ("POST", "/api/feedback")]
+                   ("POST", "/api/feedback"), ("POST", "/api/keys")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
-                   ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}")]
+                   ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}"),
+                   ("GET", "/api/keys/{key_id}"), ("DELETE", "/api/keys/{key_id}")]
 QUERY_OPERATIONS = [("/api/requests", "user_id"), ("/api/workflows/{name}", "version"),
                     ("/api/workflows/{name}/graph", "version"), ("/api/workflow/runs", "workflow"),
                     ("/api/comparisons", "model"), ("/api/benchmarks", "model"), ("/api/metrics", "model"),

@@ -78,6 +78,10 @@ ROWS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("tracked_costs", {"created_at": T, "model": "m1", "cost": 0.5, "tokens": 16, "request_id": "r1",
                            "linked": True}),
     ],
+    "0015": [
+        ("key_usage", {"key_id": "key-1", "window_start": T.replace(second=0, microsecond=0), "requests": 3,
+                       "tokens": 120}),
+    ],
 }
 
 
