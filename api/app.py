@@ -59,9 +59,22 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
 
 
 def _register_blueprints(app: OpenAPI) -> None:
-    from api import budgets, comparison, docs, experiments, gateway, generate, health, keys, monitoring, workflows
+    from api import (
+        budgets,
+        comparison,
+        docs,
+        experiments,
+        gateway,
+        gateway_embeddings,
+        generate,
+        health,
+        keys,
+        monitoring,
+        workflows,
+    )
 
-    for module in (health, generate, gateway, experiments, workflows, comparison, monitoring, budgets, keys):
+    for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
+                   budgets, keys):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

@@ -9,7 +9,6 @@ their cost and timing are known at the end, in the usage chunk and the request l
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from ab_testing.traffic_router import ServedCall
 from api.chat_schema import ChatCompletionRequest, ChunkWriter, completion, finish_reason
 from api.openai_errors import openai_error_body
 from api.openapi import ApiBlueprint, json_object
+from api.request_tags import request_tags
 from api.services import services
 from api.tenancy import tenant
 from core.errors import AppError, InvalidInputError
@@ -63,10 +63,10 @@ def chat_completions(body: ChatCompletionRequest) -> Response:
 
 
 def _context(body: ChatCompletionRequest) -> CallContext:
-    """Whom the call is for: the key, `user`, and the tags from `metadata.tags`."""
+    """Whom the call is for: the key, `user`, and the tags of `metadata.tags`, `X-Tags` and the key."""
     request_id = g.request_id if g.get("request_id_ours") else new_request_id()
     return CallContext(source="api", user_id=body.user, api_key_id=g.get("api_key_id"),
-                       tags=tuple(body.metadata_tags()) or None, request_id=request_id)
+                       tags=request_tags(body.metadata_tags()), request_id=request_id)
 
 
 def _start(body: ChatCompletionRequest, request: GenerationRequest, context: CallContext) -> ServedCall:
@@ -87,11 +87,10 @@ def _stream_response(call: ServedCall, writer: ChunkWriter, *, include_usage: bo
     """Server-sent chunks; the first text is awaited before answering, so a refusal (budget, key limits, a
     provider failing at once) is still an HTTP error rather than an event after a 200."""
     try:
-        first = next(call.stream, None)
+        texts = call.stream.start()
     except AppError as error:
         call.record_failure(error)
         raise
-    texts = itertools.chain(() if first is None else (first,), call.stream)
     response = Response(stream_with_context(_events(call, texts, writer, include_usage)),
                         mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.headers["X-Model"] = call.model

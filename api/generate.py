@@ -124,16 +124,17 @@ def generate(body: GenerateRequest) -> Response:
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)
-        return Response(stream_with_context(_sse(stream)), mimetype="text/event-stream",
+        texts = stream.start()  # a refusal is an HTTP error, not an event after a 200
+        return Response(stream_with_context(_sse(stream, texts)), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     result = model.run(request, context).result
     return jsonify({"status": "success", **result.to_dict()})
 
 
-def _sse(stream: StreamResponse) -> Iterator[str]:
+def _sse(stream: StreamResponse, texts: Iterator[str]) -> Iterator[str]:
     """One `data: {"delta"}` event per chunk, then `{"done": true, ...result}` or `{"error": ...}`."""
     try:
-        for chunk in stream:
+        for chunk in texts:
             yield _event({"delta": chunk})
         yield _event({"done": True, "status": "success", **stream.result.to_dict()})
     except AppError as exc:

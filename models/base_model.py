@@ -6,6 +6,7 @@ the managed path too (see `models.original_style`).
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -68,6 +69,12 @@ class StreamResponse(Iterator[str]):
                 pass
         assert self._result is not None
         return self._result
+
+    def start(self) -> Iterator[str]:
+        """Run the call up to its first chunk now: a refusal (budget, key limits) or an early provider failure
+        raises here, where an HTTP answer can still say so, rather than after a streaming response began."""
+        first = next(self, None)
+        return itertools.chain(() if first is None else (first,), self)
 
     def text(self) -> str:
         return self.result.response

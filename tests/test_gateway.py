@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import openai
@@ -17,6 +18,7 @@ from werkzeug.serving import make_server
 
 from api.app import create_app
 from api.auth import create_key
+from api.key_store import KeyPolicy
 from api.services import api_keys, services
 from core.settings import Settings
 from tests.gemini_wire_server import GeminiWireServer
@@ -25,6 +27,7 @@ from tests.openai_wire_server import OpenAIWireServer, WireReply
 
 ADMIN = "gateway-admin-key"
 UPSTREAM = "upstream"
+EMBEDDER = "upstream-embedder"
 WEATHER_TOOL: Any = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -52,7 +55,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with OpenAIWireServer() as upstream, GeminiWireServer() as gemini:
         (tmp / "models.yaml").write_text(json.dumps({"models": [
             {"name": UPSTREAM, "provider": "openai_compatible", "base_url": upstream.base_url, "model": "fake-gpt",
-             "pricing": {"input_per_million": 1.0, "output_per_million": 2.0}}]}))
+             "pricing": {"input_per_million": 1.0, "output_per_million": 2.0}},
+            {"name": EMBEDDER, "provider": "openai_compatible", "base_url": upstream.base_url, "kind": "embeddings",
+             "model": "fake-embedding", "pricing": {"input_per_million": 0.02, "output_per_million": 0}}]}))
         settings = Settings.from_env(environ={}, env_file=None, overrides={
             "DATABASE_URL": f"sqlite:///{tmp / 'gateway.db'}", "MODELS_FILE": str(tmp / "models.yaml"),
             "GEMINI_API_KEY": "gemini-key", "GEMINI_BASE_URL": gemini.base_url, "GEMINI_MAX_ATTEMPTS": "1",
@@ -268,3 +273,73 @@ def test_experiment_model_assigns_sticky_variants_and_takes_feedback(gateway: Ga
     assert sum(v["n"] for v in summaries.values()) == 6 and sum(v["successes"] for v in summaries.values()) == 6
     assert all(v["latency"]["n"] and v["cost"]["mean"] > 0 for v in summaries.values() if v["exposures"])
     assert sum(v["exposures"] for v in summaries.values()) == 12  # every call, with its latency and cost
+
+
+@pytest.mark.parametrize("encoding", ["base64", "float"])  # the SDK asks for base64 unless told otherwise
+def test_embeddings_through_the_sdk_are_recorded_and_priced(gateway: Gateway, encoding: str) -> None:
+    kwargs = {} if encoding == "base64" else {"encoding_format": "float"}
+    reply = gateway.client().embeddings.create(model=EMBEDDER, input=["a cat", "a dog sat"], **kwargs)
+    assert [item.index for item in reply.data] == [0, 1] and len(reply.data[0].embedding) > 1
+    sent = [r["json"] for r in gateway.upstream.requests if r["path"].endswith("/embeddings")][-1]
+    assert sent["input"] == ["a cat", "a dog sat"] and sent["model"] == "fake-embedding"
+    [row] = gateway.log.list(1, operation="embeddings")
+    assert (row["model"], row["input_tokens"], row["status"]) == (EMBEDDER, reply.usage.prompt_tokens, "success")
+    assert row["cost"] == pytest.approx(reply.usage.prompt_tokens * 0.02 / 1e6)
+
+
+def test_gemini_embeddings_and_a_chat_model_that_cannot_embed(gateway: Gateway) -> None:
+    reply = gateway.client().embeddings.create(model="gemini-embedding-001", input="hello world")
+    assert len(reply.data) == 1 and reply.data[0].embedding
+    assert gateway.gemini.requests_for("batchEmbedContents")
+    with pytest.raises(openai.BadRequestError) as refused:
+        gateway.client().embeddings.create(model=UPSTREAM, input="x")
+    assert refused.value.code == "embeddings_not_supported"
+
+
+def _managed_key(gateway: Gateway, **policy: Any) -> str:
+    response = gateway.client().post("/../api/keys", cast_to=object, body={"name": "app", **policy})
+    return response["key"]
+
+
+def test_a_keys_allow_list_is_a_permission_error(gateway: Gateway) -> None:
+    key = _managed_key(gateway, models=["gemini-2.5-flash"])
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        gateway.client(key, max_retries=0).chat.completions.create(
+            model=UPSTREAM, messages=[{"role": "user", "content": "x"}])
+    assert refused.value.code == "model_not_allowed"
+    assert gateway.upstream.completions() == []
+
+
+def test_a_keys_rpm_is_a_rate_limit_error_with_retry_after(gateway: Gateway) -> None:
+    key = _managed_key(gateway, rpm=2)
+    client = gateway.client(key, max_retries=0)
+    for _ in range(2):
+        client.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "x"}], stream=True)
+    assert limited.value.code == "rate_limited" and 0 < int(limited.value.response.headers["Retry-After"]) <= 60
+    assert len(gateway.upstream.completions()) == 2  # refused before the provider, and before any event
+
+
+def test_expired_and_revoked_keys_are_authentication_errors(gateway: Gateway) -> None:
+    admin = gateway.client()
+    created = admin.post("/../api/keys", cast_to=object, body={"name": "short-lived"})
+    client = gateway.client(created["key"], max_retries=0)
+    assert client.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "x"}])
+    admin.delete(f"/../api/keys/{created['id']}", cast_to=object)
+    with pytest.raises(openai.AuthenticationError) as revoked:
+        client.chat.completions.create(model=UPSTREAM, messages=[{"role": "user", "content": "x"}])
+    assert revoked.value.code == "invalid_api_key"
+    _, expired_key = create_key(api_keys(gateway.app), "expired",  # straight to the store: the API refuses a past date
+                                policy=KeyPolicy(expires_at=datetime(2020, 1, 1)))
+    with pytest.raises(openai.AuthenticationError) as expired:
+        gateway.client(expired_key, max_retries=0).models.list()
+    assert expired.value.code == "api_key_expired"
+
+
+def test_tags_from_metadata_the_header_and_the_key_reach_the_request_log(gateway: Gateway) -> None:
+    key = _managed_key(gateway, metadata={"tags": ["team-a"]})
+    reply = gateway.client(key, default_headers={"X-Tags": "from-header"}).chat.completions.create(
+        model=UPSTREAM, messages=[{"role": "user", "content": "x"}], metadata={"tags": "release"})
+    row = gateway.log.get(reply.id.removeprefix("chatcmpl-"))
+    assert row["tags"] == ["release", "from-header", "team-a"]

@@ -41,11 +41,11 @@ def test_stream_sends_delta_events_then_done_with_the_result(client):
     assert events[-1]["output_tokens"] == 4
 
 
-def test_stream_failure_ends_with_an_error_event_and_is_recorded(client, fake_model):
+def test_a_stream_failing_before_its_first_chunk_is_an_http_error_and_is_recorded(client, fake_model):
+    """The call runs up to its first chunk before the 200 goes out, so the status can still say it failed."""
     fake_model.enqueue(ProviderUnavailableError("upstream down"))
-    events = _events(client.post("/api/generate", json={"prompt": "x", "stream": True}))
-    assert events == [{"done": True, "status": "error",
-                       "error": {"code": "provider_unavailable", "message": "upstream down"}}]
+    response = client.post("/api/generate", json={"prompt": "x", "stream": True})
+    assert response.status_code == 502 and response.get_json()["error"]["code"] == "provider_unavailable"
     assert client.get("/api/requests?status=error").get_json()["count"] == 1
 
 

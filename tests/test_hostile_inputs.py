@@ -71,7 +71,7 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("POST", "/api/experiment/{experiment_id}/record"), ("POST", "/api/workflow"),
                    ("POST", "/api/workflows"), ("POST", "/api/compare"), ("POST", "/api/benchmarks"),
                    ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions"),
-                   ("POST", "/api/feedback"), ("POST", "/api/keys")]
+                   ("POST", "/api/feedback"), ("POST", "/api/keys"), ("POST", "/v1/embeddings")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
                    ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}"),
