@@ -127,17 +127,23 @@ class OpenAICompatibleModel(BaseModel):
         return len(text.encode("utf-8"))
 
     def execute(self, request: GenerationRequest, usage: Usage) -> Iterator[str]:
-        if self.api_key_env and not self._api_key.get_secret_value():
-            raise MissingAPIKeyError(
-                f"No API key for {self.name!r}: set {self.api_key_env} (named by api_key_env in the models file)",
-                details={"variables": [self.api_key_env]},
-            )
+        self._require_key()
         attempt = self._stream_attempt if request.stream else self._plain_attempt
         yield from retrying(
             lambda: attempt(request, usage), self.retry,
             is_retryable=lambda exc: is_retryable(self.retry, exc),
             map_error=self._error, label=self.label, before_retry=lambda: forget_usage(usage),
         )
+
+
+
+    def _require_key(self) -> None:
+        """A key named by `api_key_env` but not set fails here, saying which variable."""
+        if self.api_key_env and not self._api_key.get_secret_value():
+            raise MissingAPIKeyError(
+                f"No API key for {self.name!r}: set {self.api_key_env} (named by api_key_env in the models file)",
+                details={"variables": [self.api_key_env]},
+            )
 
     def _plain_attempt(self, request: GenerationRequest, usage: Usage) -> Generator[str, None, None]:
         """Through the SDK's documented raw `client.post`: the same request, auth, timeouts and error

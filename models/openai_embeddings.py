@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from models.base_model import Capabilities
 from models.embeddings import EmbeddingRequest
-from models.errors import MissingAPIKeyError
 from models.openai_compatible import OpenAICompatibleModel
 from models.openai_errors import is_retryable
 from models.results import Usage
@@ -47,11 +46,3 @@ class OpenAICompatibleEmbeddingModel(OpenAICompatibleModel):
         if len(vectors) != len(request.texts) or not all(isinstance(vector, list) for vector in vectors):
             raise self._malformed(raw.text)
         return vectors, response.usage.prompt_tokens if response.usage else None
-
-    def _require_key(self) -> None:
-        """The chat path's check: a key named by `api_key_env` but not set fails here, saying which variable."""
-        if self.api_key_env and not self._api_key.get_secret_value():
-            raise MissingAPIKeyError(
-                f"No API key for {self.name!r}: set {self.api_key_env} (named by api_key_env in the models file)",
-                details={"variables": [self.api_key_env]},
-            )
