@@ -1,7 +1,8 @@
-"""API-key authentication for `/api/`: bootstrap keys from `API_KEYS`, managed keys stored hashed.
+"""API-key authentication for `/api/` and `/v1/`: bootstrap keys from `API_KEYS`, managed keys stored hashed.
 
-Once any key exists, every `/api/` request needs one (`Authorization: Bearer <key>` or `X-API-Key`); an
-expired key is refused with its own code. The request keeps only the key's id (`g.api_key_id`), never the key.
+Once any key was made, every request there needs one (`Authorization: Bearer <key>` or `X-API-Key`); an expired
+key is refused with its own code. While none was ever made the service is open and ignores whatever key a
+client sends (SDKs always send one). The request keeps only the key's id (`g.api_key_id`), never the key.
 Bootstrap keys and keys created as admin see every tenant's data; any other managed key is a tenant that sees
 only its own (`api.tenancy`).
 """
@@ -55,14 +56,16 @@ class Authenticator:
         if not self.protects(request.path):
             return
         presented = _presented_key()
-        if presented is None:
-            if self._bootstrap or self.store.any_active():
+        identity = None
+        if presented is not None:
+            digest = hash_key(presented)
+            identity = self._bootstrap.get(digest) or self.store.active_for(digest)
+        if identity is None:
+            if not (self._bootstrap or self.store.any_exists()):
+                return
+            if presented is None:
                 raise ApiError(401, "unauthorized", "An API key is required: send 'Authorization: Bearer <key>' "
                                                     "or 'X-API-Key: <key>'")
-            return
-        digest = hash_key(presented)
-        identity = self._bootstrap.get(digest) or self.store.active_for(digest)
-        if identity is None:
             raise ApiError(401, "invalid_api_key", "The API key is not valid or has been revoked")
         if identity.policy.expired(self.clock()):
             expired_at = f"{identity.policy.expires_at:%Y-%m-%dT%H:%M:%S}Z"

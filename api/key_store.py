@@ -37,7 +37,7 @@ _IDENTITY_COLUMNS = (api_keys.c.id, api_keys.c.admin, api_keys.c.models, api_key
 _ACTIVE_FOR = select(*_IDENTITY_COLUMNS).where(api_keys.c.key_hash == bindparam("key_hash"),
                                                api_keys.c.revoked_at.is_(None))
 _BY_ID = select(*_IDENTITY_COLUMNS).where(api_keys.c.id == bindparam("key_id"))
-_ANY_ACTIVE = select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+_ANY_KEY = select(api_keys.c.id).limit(1)
 _PUBLIC_COLUMNS = (api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.admin, api_keys.c.models,
                    api_keys.c.expires_at, api_keys.c.rpm, api_keys.c.tpm, api_keys.c["metadata"],
                    api_keys.c.created_at, api_keys.c.revoked_at)
@@ -113,9 +113,9 @@ class ApiKeyStore:
             row = conn.execute(query, params).first()
         return _identity(row) if row else None
 
-    def any_active(self) -> bool:
-        """Whether any key is unrevoked; an expired key counts, so expiry never opens a closed service."""
-        return self._any.get("any_active", lambda: self._first(_ANY_ACTIVE) is not None)
+    def any_exists(self) -> bool:
+        """Whether any key was ever made; expired and revoked keys count, so neither reopens a closed service."""
+        return self._any.get("any_exists", lambda: self._first(_ANY_KEY) is not None)
 
     def _clear_caches(self) -> None:
         self._ids.clear()

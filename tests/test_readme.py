@@ -42,7 +42,9 @@ def _commands(block: str) -> list[list[str]]:
 
 
 CURL_BLOCKS = [block for lang, block in BLOCKS if lang == "bash" and "$KEY" not in block and _commands(block)]
-PYTHON_BLOCKS = [block for lang, block in BLOCKS if lang == "python"]
+GATEWAY = "http://127.0.0.1:5000/v1"  # Python examples that talk to a running service
+PYTHON_BLOCKS = [block for lang, block in BLOCKS if lang == "python" and GATEWAY not in block]
+GATEWAY_BLOCKS = [block for lang, block in BLOCKS if lang == "python" and GATEWAY in block]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -79,6 +81,14 @@ def live_server(tmp_path):
     yield port
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("block", GATEWAY_BLOCKS, ids=[f"gateway-{i}" for i in range(len(GATEWAY_BLOCKS))])
+def test_gateway_example_runs_against_the_service(block, live_server, tmp_path):
+    code = block.replace(GATEWAY, f"http://127.0.0.1:{live_server}/v1")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_curl_examples_succeed_in_order(live_server):
