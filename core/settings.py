@@ -46,6 +46,7 @@ ENV_VARS: dict[str, str] = {
     "METRICS_REQUIRE_KEY": "metrics_require_key",
     "RATE_LIMIT": "rate_limit",
     "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
+    "REDIS_URL": "redis_url",
     "WEB_CONCURRENCY": "web_workers",
     "WEB_THREADS": "web_threads",
     "WEB_WORKER_CLASS": "web_worker_class",
@@ -91,6 +92,8 @@ class Settings(BaseModel):
     metrics_require_key: bool = False
     rate_limit: str | None = None
     rate_limit_storage_url: str | None = None
+    # Shared state across hosts (circuit breakers) in Redis instead of the database
+    redis_url: str | None = None
     # The production server (gunicorn.conf.py): processes, threads per process, worker class, and the
     # seconds in-flight requests get to finish after SIGTERM; preload imports the app once before forking.
     web_workers: int = Field(default=2, ge=1, le=64)

@@ -1,0 +1,1 @@
+"""Routing and resilience: model groups, their strategies and fallbacks, and circuit breakers per deployment."""
