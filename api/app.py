@@ -24,12 +24,12 @@ from api.health import SERVICE_NAME, VERSION
 from api.input_guard import register_input_guard
 from api.key_policy import KeyPolicyGuard
 from api.key_store import ApiKeyStore
-from api.key_usage import KeyUsage
 from api.openapi import create_openapi_app
 from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
 from api.services import EXTENSION_KEY, KEYS_EXTENSION_KEY, api_keys, services
 from core.settings import Settings
+from storage.minute_usage import MinuteUsage
 from wiring import build_services
 
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     app.extensions[EXTENSION_KEY] = build_services(settings)
     app.before_request(services(app).sweeper.ensure_started)  # in each worker, not in a pre-fork master
     app.extensions[KEYS_EXTENSION_KEY] = keys = ApiKeyStore(services(app).engine)
-    services(app).registry.add_hook(KeyPolicyGuard(keys, KeyUsage(keys.engine)))  # every call made with a key
+    services(app).registry.add_hook(KeyPolicyGuard(keys, MinuteUsage(keys.engine)))  # every call made with a key
     register_error_handlers(app)
     register_request_context(app)
     register_auth(app, Authenticator(settings, api_keys(app)))

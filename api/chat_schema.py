@@ -112,7 +112,14 @@ def completion(result: GenerationResult, created: int) -> dict[str, Any]:
     return {"id": completion_id(result.request_id), "object": "chat.completion", "created": created,
             "model": result.model, "system_fingerprint": None,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(result)}],
-            "usage": usage_of(result)}
+            "usage": usage_of(result), **routing_of(result)}
+
+
+def routing_of(result: GenerationResult) -> dict[str, Any]:
+    """A group's call says so beside OpenAI's fields: the group, the attempts made and whether it is degraded."""
+    if result.group is None:
+        return {}
+    return {"group": result.group, "attempts": result.attempts, "degraded": result.degraded}
 
 
 class ChunkWriter:
@@ -126,4 +133,4 @@ class ChunkWriter:
         return {**self.base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
     def usage(self, result: GenerationResult) -> dict[str, Any]:
-        return {**self.base, "choices": [], "usage": usage_of(result)}
+        return {**self.base, "choices": [], "usage": usage_of(result), **routing_of(result)}

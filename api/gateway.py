@@ -2,8 +2,9 @@
 
 Any OpenAI SDK pointed at `<service>/v1` gets our recording, budgets, keys and experiments unchanged.
 Response headers: `X-Request-ID` (the call's request id unless the client sent its own), `X-Model` (the
-model that answered), `X-Cost-USD` (the call's cost, when known) and `X-Gateway-Overhead-Ms` (time spent
-here outside the call: parsing, auth, validation, recording, serialization). Streams carry `X-Model` only:
+model that answered; for a group, the deployment, with `X-Group`, `X-Attempts` and `X-Degraded`),
+`X-Cost-USD` (the call's cost, when known) and `X-Gateway-Overhead-Ms` (time spent here outside the call:
+parsing, auth, validation, recording, serialization). Streams carry `X-Model` only:
 their cost and timing are known at the end, in the usage chunk and the request log.
 """
 
@@ -127,6 +128,10 @@ def _event(payload: dict[str, Any]) -> str:
 
 def _headers(response: Response, result: GenerationResult) -> None:
     response.headers["X-Model"] = result.model
+    if result.group is not None:
+        response.headers["X-Group"] = result.group
+        response.headers["X-Attempts"] = str(result.attempts)
+        response.headers["X-Degraded"] = "true" if result.degraded else "false"
     if result.cost is not None:
         response.headers["X-Cost-USD"] = f"{result.cost:.10f}"
     elapsed_ms = (time.perf_counter() - g.started) * 1000

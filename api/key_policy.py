@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from api.key_store import ApiKeyStore, KeyPolicy
-from api.key_usage import KeyUsage, MinuteWindow, WindowCounts
 from models.call_path import Call
 from models.errors import CallRefusedError
 from models.results import GenerationResult
 from storage.clock import utcnow
+from storage.minute_usage import MinuteUsage, MinuteWindow, WindowCounts
 
 COUNTED_KEY = "api_key_tpm"  # Call.extras: the key whose token limit this call's tokens count against
 
@@ -34,7 +34,7 @@ class KeyPolicyGuard:
     """A `CallHook`: `before_call` refuses a model off the allow-list or a key over its RPM or TPM, and counts
     the call; `after_call` counts its tokens. Calls without a managed key pass untouched."""
 
-    def __init__(self, keys: ApiKeyStore, usage: KeyUsage, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, keys: ApiKeyStore, usage: MinuteUsage, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.keys = keys
         self.usage = usage
         self.clock = clock
@@ -44,11 +44,13 @@ class KeyPolicyGuard:
         if key is None:  # no key, or a bootstrap key: no policy
             return
         policy = key.policy
-        if policy.models is not None and call.model.name not in policy.models:
+        route = call.context.route  # a group's attempt: the key named the group, and the group chose the model
+        named = route.group if route is not None else call.model.name
+        if policy.models is not None and named not in policy.models:
             raise ModelNotAllowedError(
-                f"This API key may not call model {call.model.name!r}; it may call: {', '.join(policy.models)}",
-                details={"model": call.model.name, "allowed": list(policy.models)})
-        if not policy.limited:
+                f"This API key may not call model {named!r}; it may call: {', '.join(policy.models)}",
+                details={"model": named, "allowed": list(policy.models)})
+        if not policy.limited or (route is not None and route.attempt > 0):  # one client request counts once
             return
         window = MinuteWindow.at(self.clock())
         refused = self.usage.admit(key.id, window, rpm=policy.rpm, tpm=policy.tpm)

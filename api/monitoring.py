@@ -8,7 +8,7 @@ from typing import Literal
 import click
 from flask import Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.openapi import ApiBlueprint, json_object, text_body
 from api.services import services
@@ -96,11 +96,24 @@ def costs(query: RangeQuery) -> Response:
     return jsonify({"status": "success", **services().costs.report(query.span(), query.canonical_model())})
 
 
+class ModelHealthResponse(BaseModel):
+    models: list[dict] = Field(description="Per model: score (0-100), breaker (closed, open, half_open), recent and "
+                                           "baseline figures, active anomalies")
+
+
+@bp.get("/api/health/models", responses={200: ModelHealthResponse})
+def model_health() -> Response:
+    """Each model's health score, circuit breaker state and anomalies (weights: `monitoring.model_health`)."""
+    svc = services()
+    return jsonify({"models": [health.to_dict() for health in svc.health.report(svc.registry.deployment_names())]})
+
+
 @bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})
 def prometheus_metrics() -> Response:
     """Prometheus metrics (needs a key only when METRICS_REQUIRE_KEY is set)."""
     svc = services()
-    body = exposition(svc.budgets, budget_names=svc.settings.metrics_require_key)
+    body = exposition(svc.budgets, svc.health.report(svc.registry.deployment_names()),
+                      budget_names=svc.settings.metrics_require_key)
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 

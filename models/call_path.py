@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from core.settings import Settings
 from models.embeddings import EmbeddingRequest
-from models.errors import CallRefusedError
+from models.errors import CallRefusedError, is_retryable
 from models.messages import GenerationRequest
-from models.params import CallContext
+from models.params import CallContext, Route
 from models.request_log import RequestLogRepository, RequestRecord
 from models.results import EmbeddingResult, GenerationResult, Usage
+from models.routing.breaker_store import SqlBreakerStore
+from models.routing.breakers import CircuitBreakers
 
 if TYPE_CHECKING:
     from models.base_model import BaseModel
@@ -141,17 +143,23 @@ class PromptLogging:
 
 
 class CallPath:
-    """Runs calls and records each exactly once, success or failure."""
+    """Runs calls and records each exactly once, success or failure.
+
+    Every call passes its model's circuit breaker first: an open one refuses it (503, `circuit_open`) without
+    touching the provider, and each outcome that says something of the provider's health is reported to it.
+    """
 
     def __init__(
         self,
         request_log: RequestLogRepository,
         hooks: Sequence[CallHook] = (),
         prompt_logging: PromptLogging | None = None,
+        breakers: CircuitBreakers | None = None,
     ) -> None:
         self.request_log = request_log
         self._hooks: tuple[CallHook, ...] = tuple(hooks)
         self.prompt_logging = prompt_logging or PromptLogging()
+        self.breakers = breakers or CircuitBreakers(SqlBreakerStore(request_log.engine))
 
     def add_hook(self, hook: CallHook) -> None:
         self._hooks = (*self._hooks, hook)
@@ -203,6 +211,7 @@ class CallPath:
         return EmbeddingResult.recorded(outcome, vectors)
 
     def _before_call(self, call: AnyCall) -> None:
+        self.breakers.admit(call.model.name)
         for hook in self._hooks:
             hook.before_call(call)
 
@@ -223,6 +232,8 @@ class CallPath:
         cost = usage.cost
         if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
             cost = model.calculate_cost(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens)
+        self._report_health(call, error)
+        route = call.context.route
         result = GenerationResult(
             response=text, model=model.name, provider=model.provider, request_id=call.request_id,
             status=_status(error), source=call.context.source,
@@ -233,6 +244,8 @@ class CallPath:
             error_type=_error_type(error), error_message=str(error) if error else None,
             tool_calls=usage.tool_calls,
         )
+        if route is not None:
+            result.group, result.attempts, result.degraded = route.group, route.attempt + 1, route.degraded
         try:
             self.request_log.insert(self._record(call, result))
         finally:  # even when the log write failed: a guard's reservation must not outlive its call
@@ -242,6 +255,15 @@ class CallPath:
                 except Exception:  # an observer must never fail the call it observes
                     log.exception("Call hook %r failed after request %s", hook, call.request_id)
         return result
+
+    def _report_health(self, call: AnyCall, error: BaseException | None) -> None:
+        """Tell the model's breaker how its provider did; a call refused before reaching it says nothing."""
+        if isinstance(error, CallRefusedError):
+            return
+        try:
+            self.breakers.record(call.model.name, failed=error is not None and is_retryable(error))
+        except Exception:  # the breaker's store failing must not fail (or unrecord) the call
+            log.exception("Circuit breaker of %s could not record request %s", call.model.name, call.request_id)
 
     def _record(self, call: AnyCall, result: GenerationResult) -> RequestRecord:
         """The row of a call. An embeddings call keeps its texts, one per line, as the prompt, and no response."""
@@ -263,8 +285,15 @@ class CallPath:
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
             total_tokens=result.tokens, latency=result.latency, ttft=result.ttft, cost=result.cost,
             finish_reason=result.finish_reason, error_type=result.error_type,
-            error_message=result.error_message,
+            error_message=result.error_message, **_route_columns(context.route),
         )
+
+
+def _route_columns(route: Route | None) -> dict[str, Any]:
+    if route is None:
+        return {}
+    return {"route_group": route.group, "client_request_id": route.client_request_id, "attempt": route.attempt,
+            "degraded": route.degraded}
 
 
 def _status(error: BaseException | None) -> str:

@@ -135,3 +135,10 @@ def error_for_status(status: int | None) -> type[ProviderError]:
 class ProviderTimeoutError(ProviderError):
     code = "provider_timeout"
     http_status = 504
+
+
+def is_retryable(error: BaseException) -> bool:
+    """A failure of the provider rather than of the request: a 429, a 5xx, a timeout, a lost connection or an
+    unparseable answer. Another deployment may succeed, and it counts against the deployment's circuit breaker."""
+    return isinstance(error, (RateLimitedError, ProviderUnavailableError, ProviderTimeoutError,
+                              MalformedResponseError))

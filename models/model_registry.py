@@ -16,6 +16,7 @@ from models.defaults import managed_call_path
 from models.errors import UnknownModelError
 from models.model_store import ModelStore
 from models.pricing import PricingTable
+from models.routing.group import ModelGroup
 from storage.database import engine_for
 
 __all__ = ["ModelRegistry", "UnknownModelError"]
@@ -119,6 +120,11 @@ class ModelRegistry:
         with self._lock:
             canonical = self._aliases.get(name, name)
         return self._store.get_id(canonical)
+
+    def deployment_names(self) -> list[str]:
+        """The registered models that call a provider (groups route to these): what has health and a breaker."""
+        with self._lock:
+            return sorted(name for name, model in self._models.items() if not isinstance(model, ModelGroup))
 
     def list_models(self) -> list[str]:
         with self._lock:

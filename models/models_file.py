@@ -24,6 +24,7 @@ from models.openai_compatible import (
 from models.openai_embeddings import OpenAICompatibleEmbeddingModel
 from models.params import MAX_TOKENS_LIMIT
 from models.pricing import ModelPricing
+from models.routing.group_config import GroupEntry, GroupProblem, register_groups
 
 if TYPE_CHECKING:
     from models.model_registry import ModelRegistry
@@ -73,10 +74,11 @@ class ModelEntry(BaseModel):
 class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    models: list[ModelEntry]
+    models: list[ModelEntry] = Field(default_factory=list)
+    groups: list[GroupEntry] = Field(default_factory=list)
 
 
-def load_models_file(path: str | Path) -> list[ModelEntry]:
+def load_models_file(path: str | Path) -> ModelsFile:
     """Read and validate `path`; raises `ModelsFileError` saying what to fix and where."""
     path = Path(path)
     try:
@@ -86,13 +88,14 @@ def load_models_file(path: str | Path) -> list[ModelEntry]:
     except yaml.YAMLError as exc:
         raise ModelsFileError(f"Models file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ModelsFileError(f"Models file {path}: expected a mapping with a 'models' list at the top level")
+        raise ModelsFileError(f"Models file {path}: expected a mapping with 'models' and/or 'groups' lists at the "
+                              f"top level")
     try:
-        entries = ModelsFile.model_validate(data).models
+        declared = ModelsFile.model_validate(data)
     except ValidationError as exc:
         raise ModelsFileError(f"Invalid models file {path}: " + _describe(exc, data)) from None
-    _check_unique(path, entries)
-    return entries
+    _check_unique(path, declared)
+    return declared
 
 
 def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | None = None) -> OpenAICompatibleModel:
@@ -110,15 +113,23 @@ def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | N
 
 
 def register_file_models(registry: ModelRegistry, settings: Settings) -> list[str]:
-    """Register every model of `settings.models_file` with its aliases; returns their names."""
+    """Register every model of `settings.models_file` with its aliases, then its groups (which may name any
+    registered model); returns the names of both."""
     if not settings.models_file:
         return []
-    entries = load_models_file(settings.models_file)
-    for entry in entries:
+    declared = load_models_file(settings.models_file)
+    for entry in declared.models:
         model = build_model(entry, settings, entry.pricing or registry.pricing.get(entry.name))
         registry.register_model(model, aliases=entry.aliases)
-    log.info("Registered %d model(s) from %s", len(entries), settings.models_file)
-    return [entry.name for entry in entries]
+    try:
+        register_groups(registry, declared.groups)
+    except GroupProblem as problem:
+        where = _entry("groups", problem.index, {"name": declared.groups[problem.index].name})
+        raise ModelsFileError(f"Invalid models file {settings.models_file}: {where}: field '{problem.field}': "
+                              f"{problem}") from None
+    log.info("Registered %d model(s) and %d group(s) from %s", len(declared.models), len(declared.groups),
+             settings.models_file)
+    return [entry.name for entry in declared.models] + [group.name for group in declared.groups]
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -126,8 +137,8 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     problems = []
     for error in exc.errors():
         loc = error["loc"]
-        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
-            where = _entry(loc[1], data["models"][loc[1]])
+        if len(loc) >= 2 and loc[0] in ("models", "groups") and isinstance(loc[1], int):
+            where = _entry(str(loc[0]), loc[1], data[loc[0]][loc[1]])
             field = ".".join(str(part) for part in loc[2:]) or "(entry)"
         else:
             where, field = "top level", ".".join(str(part) for part in loc) or "(file)"
@@ -135,19 +146,21 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     return "; ".join(problems)
 
 
-def _entry(index: int, raw: Any) -> str:
+def _entry(section: str, index: int, raw: Any) -> str:
     name = raw.get("name") if isinstance(raw, dict) else None
-    return f"models[{index}] (name {name!r})" if isinstance(name, str) else f"models[{index}] (no name)"
+    return f"{section}[{index}] (name {name!r})" if isinstance(name, str) else f"{section}[{index}] (no name)"
 
 
-def _check_unique(path: Path, entries: list[ModelEntry]) -> None:
-    """Names and aliases share one namespace: each may be declared once in the file."""
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        for field, value in [("name", entry.name), *(("aliases", alias) for alias in entry.aliases)]:
-            if value in seen:
-                raise ModelsFileError(
-                    f"Invalid models file {path}: {_entry(index, {'name': entry.name})}: field '{field}': "
-                    f"{value!r} is already declared by {_entry(seen[value], {'name': entries[seen[value]].name})}"
-                )
-            seen[value] = index
+def _check_unique(path: Path, declared: ModelsFile) -> None:
+    """Model names, aliases and group names share one namespace: each may be declared once in the file."""
+    seen: dict[str, str] = {}
+    names = [(_entry("models", index, {"name": entry.name}), field, value)
+             for index, entry in enumerate(declared.models)
+             for field, value in [("name", entry.name), *(("aliases", alias) for alias in entry.aliases)]]
+    names += [(_entry("groups", index, {"name": group.name}), "name", group.name)
+              for index, group in enumerate(declared.groups)]
+    for where, field, value in names:
+        if value in seen:
+            raise ModelsFileError(
+                f"Invalid models file {path}: {where}: field '{field}': {value!r} is already declared by {seen[value]}")
+        seen[value] = where

@@ -165,6 +165,18 @@ class PromptParams(GenerationParams):
     system: str | None = Field(default=None, max_length=100_000)
 
 
+class Route(BaseModel):
+    """One attempt of a group's call: the group the client named, the request id the client got, the attempt's
+    index (0 first) and whether it is the embedded model standing in for the group's remote deployments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str
+    client_request_id: str
+    attempt: int = Field(ge=0)
+    degraded: bool = False
+
+
 class CallContext(BaseModel):
     """Whom and what a call is for: it is recorded with the call and never changes the answer."""
 
@@ -175,6 +187,7 @@ class CallContext(BaseModel):
     tags: tuple[Tag, ...] | None = Field(default=None, max_length=MAX_TAGS)
     api_key_id: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, min_length=1, max_length=36)
+    route: Route | None = None  # set by a group on each attempt it makes
 
     @classmethod
     def parse(cls, **values: Any) -> CallContext:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
     select,
     update,
@@ -65,9 +66,15 @@ request_log = Table(
     Column("finish_reason", String(50)),
     Column("error_type", String(100)),
     Column("error_message", Text),
+    # A group's attempts: each its own row, linked by the request id the client got and the attempt's index.
+    Column("route_group", String(200)),
+    Column("client_request_id", String(36)),
+    Column("attempt", Integer),
+    Column("degraded", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_request_log_created_at", "created_at"),
     Index("ix_request_log_model_created_at", "model", "created_at"),
     Index("ix_request_log_user_created_at", "user_id", "created_at"),
+    Index("ix_request_log_client_request_id", "client_request_id"),
 )
 
 
@@ -106,6 +113,10 @@ class RequestRecord:
     finish_reason: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    route_group: str | None = None
+    client_request_id: str | None = None
+    attempt: int | None = None
+    degraded: bool = False
 
 
 class RequestLogRepository:
@@ -149,11 +160,13 @@ class RequestLogRepository:
         user_id: str | None = None,
         api_key_id: str | None = None,
         operation: str | None = None,
+        client_request_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first, optionally filtered (by `api_key_id`: one tenant's calls)."""
+        """Newest first, optionally filtered (by `api_key_id`: one tenant's calls; by `client_request_id`: the
+        attempts a group made for one client request)."""
         query = select(request_log).order_by(request_log.c.id.desc()).limit(limit)
         filters = {"model": model, "status": status, "source": source, "user_id": user_id, "api_key_id": api_key_id,
-                   "operation": operation}
+                   "operation": operation, "client_request_id": client_request_id}
         for column, value in filters.items():
             if value is not None:
                 query = query.where(request_log.c[column] == value)

@@ -98,6 +98,11 @@ class GenerationResult(FieldMapping):
     error_type: str | None = None
     error_message: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    # Set when a group routed the call: the group the client named, the attempts it made (this answer's included)
+    # and whether the embedded model answered in place of the group's remote deployments.
+    group: str | None = None
+    attempts: int = 1
+    degraded: bool = False
 
     @property
     def success(self) -> bool:

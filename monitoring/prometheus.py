@@ -11,7 +11,9 @@ from prometheus_client.registry import Collector
 from models.rollups import STATUS_COLUMNS, iter_bucket_bounds
 from monitoring import rollup_reads
 from monitoring.budgets import BudgetService
+from monitoring.model_health import ModelHealth
 
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 TOKEN_TYPES = {"input": "input_tokens", "output": "output_tokens", "thinking": "thinking_tokens",
                "cached": "cached_tokens"}
 
@@ -23,9 +25,10 @@ class RollupCollector(Collector):
     budget is for, which a public scrape must not tell.
     """
 
-    def __init__(self, budgets: BudgetService, *, budget_names: bool = False) -> None:
+    def __init__(self, budgets: BudgetService, health: list[ModelHealth], *, budget_names: bool = False) -> None:
         self.budgets = budgets
         self.engine = budgets.engine
+        self.health = health
         self.budget_names = budget_names
 
     def collect(self) -> Iterator[Metric]:
@@ -49,7 +52,13 @@ class RollupCollector(Collector):
         for budget in self.budgets.list():
             label = budget["name"] if self.budget_names else str(budget["id"])
             remaining.add_metric([label], budget["current"]["remaining"])
-        yield from (requests, duration, tokens, cost, remaining)
+        score = GaugeMetricFamily("ai_model_health_score", "Health score, 0-100", labels=["model"])
+        circuit = GaugeMetricFamily("ai_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                    labels=["model"])
+        for health in self.health:
+            score.add_metric([health.model], health.score)
+            circuit.add_metric([health.model], CIRCUIT_STATES[health.breaker])
+        yield from (requests, duration, tokens, cost, remaining, score, circuit)
 
 
 def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:
@@ -61,8 +70,8 @@ def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:
     return buckets
 
 
-def exposition(budgets: BudgetService, *, budget_names: bool = False) -> bytes:
+def exposition(budgets: BudgetService, health: list[ModelHealth], *, budget_names: bool = False) -> bytes:
     """The text exposition format for one scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RollupCollector(budgets, budget_names=budget_names))
+    registry.register(RollupCollector(budgets, health, budget_names=budget_names))
     return generate_latest(registry)

@@ -1,5 +1,6 @@
-"""Per-key request and token counts per clock minute, kept in the database so that every thread, worker and
-process admits calls against the same counts.
+"""Request and token counts per clock minute, by subject (an API key's id, or a group deployment's
+`deployment_subject`), kept in the database so that every thread, worker and process admits calls against the
+same counts.
 
 A call is admitted by one conditional upsert (INSERT ... ON CONFLICT DO UPDATE ... WHERE the window has room
 ... RETURNING): PostgreSQL locks the window's row and re-checks the condition on its latest version, and SQLite
@@ -8,6 +9,7 @@ runs one writer at a time, so concurrent admitters can never together pass a key
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +25,7 @@ from storage.database import metadata, write
 key_usage = Table(
     "key_usage",
     metadata,
-    Column("key_id", String(40), primary_key=True),
+    Column("key_id", String(40), primary_key=True),  # the subject: an API key id, or a deployment's
     Column("window_start", DateTime, primary_key=True),  # the clock minute (UTC) the counts belong to
     Column("requests", Integer, nullable=False),  # calls admitted in the minute
     Column("tokens", BigInteger, nullable=False),  # tokens of the calls that ended in the minute
@@ -61,7 +63,12 @@ class WindowCounts:
     tokens: int
 
 
-class KeyUsage:
+def deployment_subject(name: str) -> str:
+    """A deployment's counter id: fixed length whatever its name, and never an API key's id."""
+    return "deployment:" + hashlib.sha256(name.encode()).hexdigest()[:29]
+
+
+class MinuteUsage:
     """The counters: `admit` before a call, `add_tokens` after it."""
 
     def __init__(self, engine: Engine) -> None:

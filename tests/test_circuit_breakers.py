@@ -367,3 +367,10 @@ def test_an_unreachable_store_fails_open(clock):
     breakers = CircuitBreakers(Unreachable(), clock=clock)
     breakers.admit("m")  # no exception: calls go on as if there were no breakers
     assert not breakers.blocks("m")
+
+
+def test_reset_closes_an_open_breaker(new_store, clock):
+    breakers = _breakers(new_store, clock)
+    _open(breakers)
+    breakers.reset("m")
+    assert _admitted(breakers) and breakers.state("m").failures == 0

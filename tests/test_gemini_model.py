@@ -349,7 +349,11 @@ def api_app(api_server, tmp_path_factory):
 
 @pytest.fixture
 def api(api_app, api_server):
+    """A client whose Gemini models start closed-circuit: the tests share one app, and their failures add up."""
     api_server.reset()
+    registry = services(api_app).registry
+    for name in registry.list_models():
+        registry.call_path.breakers.reset(name)
     return api_app.test_client()
 
 

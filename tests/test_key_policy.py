@@ -173,3 +173,20 @@ def test_a_hard_budget_on_one_key_refuses_that_key_only(app):
     refused = client.post("/api/generate", json={"model": "alpha", "prompt": "hi"}, headers=capped)
     assert refused.status_code == 402 and refused.get_json()["error"]["code"] == "budget_exceeded"
     assert client.post("/api/generate", json={"model": "alpha", "prompt": "hi"}, headers=other).status_code == 200
+
+
+def test_a_key_allowed_a_group_reaches_its_deployments_and_a_failover_counts_as_one_request(settings):
+    from models.errors import ProviderUnavailableError
+    from models.routing.group_config import DeploymentEntry, GroupEntry, register_groups
+
+    first, second = FakeModel("first"), FakeModel("second")
+    app = _keyed_app(settings, first, second)
+    register_groups(services(app).registry, [GroupEntry(name="chat", strategy="priority", deployments=[
+        DeploymentEntry(model="first"), DeploymentEntry(model="second", priority=1)])])
+    _, headers = _new_key(app, models=["chat"], rpm=1)
+    first.enqueue(ProviderUnavailableError("503"))
+    client = app.test_client()
+    answered = client.post("/api/generate", json={"model": "chat", "prompt": "hi"}, headers=headers)
+    assert answered.status_code == 200 and answered.get_json()["attempts"] == 2  # admitted once under rpm 1
+    refused = client.post("/api/generate", json={"model": "first", "prompt": "hi"}, headers=headers)
+    assert refused.get_json()["error"]["code"] == "model_not_allowed"

@@ -67,7 +67,7 @@ def test_valid_file_registers_the_model_with_aliases_pricing_and_key(tmp_path, s
 
 
 def test_optional_fields_default_and_model_defaults_to_name(tmp_path):
-    [entry] = load_models_file(write(tmp_path, "models:\n" + SECOND))
+    [entry] = load_models_file(write(tmp_path, "models:\n" + SECOND)).models
     assert (entry.model, entry.api_key_env, entry.pricing, entry.aliases) == (None, None, None, [])
     assert (entry.timeout, entry.max_attempts) == (60.0, 4)
 
@@ -137,8 +137,8 @@ def test_a_key_written_into_the_file_is_rejected_without_being_repeated(tmp_path
 
 @pytest.mark.parametrize(("text", "why"), [
     ("models: [\n", "is not valid YAML"),
-    ("- just a list\n", "expected a mapping with a 'models' list"),
-    ("", "expected a mapping with a 'models' list"),
+    ("- just a list\n", "expected a mapping with 'models' and/or 'groups' lists"),
+    ("", "expected a mapping with 'models' and/or 'groups' lists"),
     ("models: {}\n", "top level: field 'models': Input should be a valid list"),
     ("models: []\nextra: 1\n", "top level: field 'extra': Extra inputs are not permitted"),
 ])

@@ -22,9 +22,11 @@ TABLE_MODULES = (
     "models.model_store",
     "models.request_log",
     "models.rollups",
+    "models.routing.breaker_store",
     "monitoring.budget_store",
     "monitoring.metric_samples",
     "monitoring.tracked_costs",
+    "storage.minute_usage",
     "workflows.store",
 )
 

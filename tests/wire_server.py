@@ -32,6 +32,7 @@ class ScriptedServer(Generic[Reply]):
         self.requests: list[dict[str, Any]] = []
         self.hangups = 0  # streams the client abandoned while the server was still sending
         self._queue: list[Reply] = []
+        self._standing: Reply | None = None  # answers every request once the queue is empty
         self._lock = threading.Lock()
         self._hangup = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -50,11 +51,18 @@ class ScriptedServer(Generic[Reply]):
             self._queue.extend(replies)
         return self
 
+    def always(self, reply: Reply | None) -> Self:
+        """Answer `reply` to every request the queue does not script (None: the default answer again)."""
+        with self._lock:
+            self._standing = reply
+        return self
+
     def reset(self) -> None:
-        """Forget recorded requests and queued replies (for a server shared by several tests)."""
+        """Forget recorded requests, queued and standing replies (for a server shared by several tests)."""
         with self._lock:
             self.requests.clear()
             self._queue.clear()
+            self._standing = None
             self.hangups = 0
 
     def wait_for_hangup(self, timeout: float = 5.0) -> bool:
@@ -95,7 +103,7 @@ class ScriptedServer(Generic[Reply]):
 
     def _next_reply(self) -> Reply | None:
         with self._lock:
-            return self._queue.pop(0) if self._queue else None
+            return self._queue.pop(0) if self._queue else self._standing
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:

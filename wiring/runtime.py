@@ -11,6 +11,8 @@ from core.settings import Settings, get_settings
 from models.call_path import CallHook, CallPath, PromptLogging
 from models.pricing import PricingTable
 from models.request_log import RequestLogRepository
+from models.routing.breaker_store import breaker_store_for
+from models.routing.breakers import CircuitBreakers
 from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService
 from monitoring.webhook_policy import WebhookPolicy
@@ -28,18 +30,21 @@ class Runtime:
     pricing: PricingTable
     budgets: BudgetService
     hooks: tuple[CallHook, ...]
+    breakers: CircuitBreakers
 
     def call_path(self) -> CallPath:
-        """A call path with the standard hooks; each registry gets its own, so hooks it adds stay its own."""
-        return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings))
+        """A call path with the standard hooks; each registry gets its own, so hooks it adds stay its own.
+        The circuit breakers are the runtime's: one per deployment, whichever registry calls it."""
+        return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings), self.breakers)
 
 
 def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     webhooks = WebhookPolicy(allow_private=settings.webhook_allow_private)
     budgets = BudgetService(engine, webhook_policy=webhooks)
     guard = BudgetGuard(budgets, WebhookNotifier(webhooks, on_result=budgets.store.set_webhook_status))
+    breakers = CircuitBreakers(breaker_store_for(engine, settings.redis_url))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
-                   pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,))
+                   pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers)
 
 
 _runtimes: dict[tuple[Settings, Engine], Runtime] = {}

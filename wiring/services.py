@@ -17,6 +17,7 @@ from models.request_log import RequestLogRepository
 from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
+from monitoring.model_health import ModelHealthService
 from storage.run_sweeper import RunSweeper
 from wiring.runtime import runtime_for
 from workflows.workflow_engine import WorkflowEngine
@@ -38,6 +39,7 @@ class Services:
     metrics: MetricsTracker
     costs: CostTracker
     budgets: BudgetService
+    health: ModelHealthService
     workflows: WorkflowEngine
     sweeper: RunSweeper  # reclaims the runs of dead processes; started by the first request each process serves
 
@@ -64,6 +66,7 @@ def build_services(settings: Settings) -> Services:
         metrics=MetricsTracker(engine),
         costs=CostTracker(engine),
         budgets=runtime.budgets,
+        health=ModelHealthService(engine, runtime.breakers),
         workflows=workflows,
         sweeper=RunSweeper((workflows.reclaim_interrupted, benchmarks.reclaim_interrupted),
                            interval=settings.run_heartbeat_seconds),

@@ -117,6 +117,10 @@ class CircuitBreakers:
         if stored is not None and stored.state != "closed":
             self.store.update(name, _success(self._clock()))
 
+    def reset(self, name: str) -> None:
+        """Close the breaker now, whatever its state (an operator who knows the provider is back)."""
+        self.store.update(name, _reset(self._clock()))
+
     def _stored(self, name: str) -> BreakerState | None:
         """The stored state; an unreachable store (Redis down) fails open: calls go on, as without breakers."""
         try:
@@ -170,5 +174,12 @@ def _success(now: float) -> Callable[[BreakerState | None], BreakerState | None]
         if current is None or current.state == "closed":  # a closed breaker's count runs out with its window
             return None
         return BreakerState("closed", 0, now)
+
+    return change
+
+
+def _reset(now: float) -> Callable[[BreakerState | None], BreakerState | None]:
+    def change(current: BreakerState | None) -> BreakerState | None:
+        return None if current is None else BreakerState("closed", 0, now)
 
     return change
