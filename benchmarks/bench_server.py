@@ -8,7 +8,8 @@
 (e) 450 slow clients (a request body trickled a byte a second) connected: /health answered, and (c) again,
     beside the same service with the former 200 threads per worker, which the slow clients fill;
 (f) the OpenAI-compatible /v1/chat/completions in (a), (b) and (c), against /api/generate in the same rounds
-    (LiteLLM's figures are its own /chat/completions).
+    (LiteLLM's figures are its own /chat/completions);
+(g) /api/generate through a 2-deployment group (weighted, both on the instant upstream) against one model in (a).
 Rounds interleave the systems so machine noise hits all alike; the table shows medians and ratios. Before
 each case every service must be idle, so one system's backlog never runs during another's measurement.
 LiteLLM runs when `.bench/litellm-venv` exists (`make bench-litellm` installs it).
@@ -65,10 +66,16 @@ class Bench:
             {"name": "slow-upstream", "provider": "openai_compatible", "model": "fake-gpt",
              "base_url": f"http://127.0.0.1:{self.slow_port}/v1",
              "pricing": {"input_per_million": 0.15, "output_per_million": 0.6}},
+            {"name": "fast-upstream-b", "provider": "openai_compatible", "model": "fake-gpt",
+             "base_url": f"http://127.0.0.1:{self.fast_port}/v1",
+             "pricing": {"input_per_million": 0.15, "output_per_million": 0.6}},
+        ], "groups": [
+            {"name": "fast-group", "deployments": [{"model": "fast-upstream"}, {"model": "fast-upstream-b"}]},
         ]}))
         self.scripts = {
             "ours_fast": post_script(tmp / "fast.lua", '{"prompt": "ping", "model": "fast-upstream"}', JSON),
             "ours_slow": post_script(tmp / "slow.lua", '{"prompt": "ping", "model": "slow-upstream"}', JSON),
+            "group_fast": post_script(tmp / "group.lua", '{"prompt": "ping", "model": "fast-group"}', JSON),
             "echo": post_script(tmp / "echo.lua", '{"prompt": "ping", "model": "fast-upstream"}', JSON),
             "openai_fast": post_script(tmp / "openai_fast.lua", _chat("fast-gpt"), {**JSON, **AUTH}),
             "openai_slow": post_script(tmp / "openai_slow.lua", _chat("slow-gpt"), {**JSON, **AUTH}),
@@ -144,20 +151,19 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
             results["litellm_rss_mb"], results["litellm_pss_mb"] = (
                 [value] for value in memory_mb(litellm.proc.pid))
         base = "http://127.0.0.1:"
-        cases: dict[str, Callable[[], WrkResult]] = {
-            "a_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_fast"], 50, args.seconds),
+        scripts = bench.scripts
+        generate, chat = f"{base}{ours_port}/api/generate", f"{base}{ours_port}/v1/chat/completions"
+        cases: dict[str, Callable[[], WrkResult]] = {  # each of ours beside its /v1 twin, so both see one machine
+            "a_ours": lambda: run_wrk(generate, scripts["ours_fast"], 50, args.seconds),
+            "a_group": lambda: run_wrk(generate, scripts["group_fast"], 50, args.seconds),
+            "a_v1": lambda: run_wrk(chat, scripts["v1_fast"], 50, args.seconds),
             "a_flask": lambda: run_wrk(f"{base}{echo_port}/echo", bench.scripts["echo"], 50, args.seconds),
-            "b_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_fast"], 1, args.seconds),
+            "b_ours": lambda: run_wrk(generate, scripts["ours_fast"], 1, args.seconds),
+            "b_v1": lambda: run_wrk(chat, scripts["v1_fast"], 1, args.seconds),
             "b_direct": lambda: run_wrk(f"{base}{bench.fast_port}/v1/chat/completions", bench.scripts["openai_fast"],
                                         1, args.seconds),
-            "c_ours": lambda: run_wrk(f"{base}{ours_port}/api/generate", bench.scripts["ours_slow"], 200,
-                                      2 * args.seconds),
-            "a_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_fast"], 50,
-                                    args.seconds),
-            "b_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_fast"], 1,
-                                    args.seconds),
-            "c_v1": lambda: run_wrk(f"{base}{ours_port}/v1/chat/completions", bench.scripts["v1_slow"], 200,
-                                    2 * args.seconds),
+            "c_ours": lambda: run_wrk(generate, scripts["ours_slow"], 200, 2 * args.seconds),
+            "c_v1": lambda: run_wrk(chat, scripts["v1_slow"], 200, 2 * args.seconds),
         }
         if litellm is not None:
             cases["a_litellm"] = lambda: run_wrk(f"{base}{litellm_port}/chat/completions",
@@ -224,6 +230,7 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
 
     row("(a) ours /api/generate req/s (50 conns)", "a_ours_rps")
     row("(a) ours /v1/chat/completions req/s (50 conns)", "a_v1_rps")
+    row("(a) ours /api/generate via a 2-deployment group", "a_group_rps")
     row("(a) bare Flask echo req/s (50 conns)", "a_flask_rps")
     if has_litellm:
         row("(a) LiteLLM proxy req/s (50 conns)", "a_litellm_rps")
@@ -272,6 +279,8 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
          (med["b_v1_p50"] - med["b_direct_p50"]) / added <= 1.10),
         ("(f) /v1 / /api/generate req/s (c)", med["c_v1_rps"] / med["c_ours_rps"], ">= 0.90",
          med["c_v1_rps"] / med["c_ours_rps"] >= 0.90),
+        ("(g) 2-deployment group / one model req/s (a)", med["a_group_rps"] / med["a_ours_rps"], ">= 0.90",
+         med["a_group_rps"] / med["a_ours_rps"] >= 0.90),
     ]
     if has_litellm:
         ratio = med["a_ours_rps"] / med["a_litellm_rps"]
