@@ -7,13 +7,14 @@ Numbers are strict: `true` is not 1, and `"5"` is not 5.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import InvalidInputError, validation_fields
 
-Source = Literal["api", "workflow", "comparison", "experiment", "library"]
+Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe"]
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Integer = Annotated[int, Field(strict=True)]
@@ -165,15 +166,16 @@ class PromptParams(GenerationParams):
     system: str | None = Field(default=None, max_length=100_000)
 
 
-class Route(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Route:
     """One attempt of a group's call: the group the client named, the request id the client got, the attempt's
-    index (0 first) and whether it is the embedded model standing in for the group's remote deployments."""
+    index (0 first) and whether it is the embedded model standing in for the group's remote deployments.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A plain dataclass: a group builds one per attempt, from values it already holds."""
 
     group: str
     client_request_id: str
-    attempt: int = Field(ge=0)
+    attempt: int
     degraded: bool = False
 
 

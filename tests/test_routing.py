@@ -178,8 +178,10 @@ def test_round_robin_and_least_busy():
     rr = Orderer("round_robin", [Deployment(a), Deployment(b)], stats)
     assert [next(rr.order()).name for _ in range(4)] == ["a", "b", "a", "b"]
     busy = Orderer("least_busy", [Deployment(a), Deployment(b)], stats)
-    with stats.in_flight("a"):
-        assert {next(busy.order()).name for _ in range(20)} == {"b"}
+    stats.started("a")
+    assert {next(busy.order()).name for _ in range(20)} == {"b"}
+    stats.ended("a")
+    assert {next(busy.order()).name for _ in range(40)} == {"a", "b"}
 
 
 def test_cost_picks_the_cheapest_deployment_that_fits(registry):
@@ -247,6 +249,9 @@ def test_the_api_answers_a_group_with_its_deployment_and_an_open_breaker_with_50
     assert (response.json["model"], response.json["group"], response.json["attempts"]) == ("second", "chat", 2)
     assert (response.headers["X-Group"], response.headers["X-Attempts"], response.headers["X-Degraded"]) == (
         "chat", "2", "false")
+    attempts = client.get(f"/api/requests?client_request_id={response.headers['X-Request-ID']}").json["requests"]
+    assert sorted((r["attempt"], r["model"], r["status"]) for r in attempts) == [(0, "first", "error"),
+                                                                                  (1, "second", "success")]
     generated = client.post("/api/generate", json={"model": "chat", "prompt": "hi"}).json
     assert (generated["model"], generated["group"], generated["attempts"]) == ("first", "chat", 1)
 
@@ -325,3 +330,40 @@ def test_a_group_embeds_with_failover(registry):
     assert [(r["model"], r["operation"], r["status"]) for r in rows_of(registry, "client-9")] == [
         ("first", "embeddings", "error"), ("second", "embeddings", "success")]
 
+
+
+def test_health_probes_call_each_group_member_once_and_respect_open_breakers(registry):
+    from models.routing.probes import HealthProbes
+
+    first, second = FakeModel("first"), FakeModel("second")
+    group_of(registry, first, second)
+    assert HealthProbes(registry).probe() == {"first": "success", "second": "success"}
+    assert [r["source"] for r in registry.call_path.request_log.list(2)] == ["probe", "probe"]
+    assert first.calls[0].params.max_tokens == 1
+    for _ in range(5):
+        registry.call_path.breakers.record("first", failed=True)
+    assert HealthProbes(registry).probe() == {"first": "circuit_open", "second": "success"}
+    assert len(first.calls) == 1
+
+
+def test_a_budget_aware_group_goes_cheapest_first_past_its_threshold(settings):
+    from models.call_path import CallPath
+    from models.pricing import ModelPricing
+    from models.request_log import RequestLogRepository
+    from storage.database import get_engine
+
+    shares = {"monthly": 0.5}
+    engine = get_engine(settings.database_url)
+    registry = ModelRegistry(engine, settings=settings, register_defaults=False,
+                             call_path=CallPath(RequestLogRepository(engine), budget_share=shares.get))
+    registry.register_model(FakeModel("dear", pricing=ModelPricing(input_per_million=10, output_per_million=30)))
+    registry.register_model(FakeModel("cheap", pricing=ModelPricing(input_per_million=0.1, output_per_million=0.4)))
+    register_groups(registry, [GroupEntry.model_validate({
+        "name": "chat", "strategy": "priority", "budget_aware": {"budget": "monthly", "threshold": 0.8},
+        "deployments": [{"model": "dear"}, {"model": "cheap", "priority": 1}]})])
+    group = registry.require_model("chat")
+    assert group.generate("hi").model == "dear"
+    shares["monthly"] = 0.85
+    assert group.generate("hi").model == "cheap"
+    shares.pop("monthly")  # no such budget (deleted): the strategy again
+    assert group.generate("hi").model == "dear"

@@ -10,8 +10,8 @@ its first chunk, since text already sent cannot be taken back.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InvalidInputError
@@ -49,12 +49,15 @@ class ModelGroup(BaseModel):
     provider = GROUP_PROVIDER
 
     def __init__(self, name: str, orderer: Orderer, limits: DeploymentLimits, *,
-                 fallbacks: Sequence[BaseModel] = (), breaker_policy: BreakerPolicy | None = None) -> None:
-        super().__init__(name)
+                 fallbacks: Sequence[BaseModel] = (), breaker_policy: BreakerPolicy | None = None,
+                 budget_pressure: BudgetPressure | None = None) -> None:
+        # Not BaseModel.__init__: a group has no price of its own to look up (each attempt is priced by its model).
+        self.name, self.pricing, self._call_path = name, None, None
         self.orderer = orderer
         self.limits = limits
         self.fallbacks = tuple(fallbacks)
         self.breaker_policy = breaker_policy
+        self.budget_pressure = budget_pressure
         models = [d.model for d in orderer.deployments]
         caps = [model.capabilities for model in models]
         self.capabilities = Capabilities(
@@ -81,8 +84,9 @@ class ModelGroup(BaseModel):
     # --- the managed API -------------------------------------------------------------------------------------------
 
     def run(self, request: GenerationRequest, context: CallContext | None = None) -> StreamResponse:
+        """Parameters no deployment honours are refused by the first deployment, as it is tried (see
+        `_admissible`)."""
         self._require(self.capabilities.chat, CHAT)
-        self.check_params(request.params)
         return StreamResponse(self._route(request, context or CallContext()))
 
     def run_embeddings(self, request: EmbeddingRequest, context: CallContext | None = None) -> EmbeddingResult:
@@ -101,7 +105,8 @@ class ModelGroup(BaseModel):
                 failure = exc
                 continue
             self.limits.add_tokens(deployment, result.input_tokens)
-            return dataclasses.replace(result, request_id=client_id)
+            result.request_id = client_id  # the attempt's row keeps its own id; the caller gets its request's
+            return result
         assert failure is not None
         raise failure
 
@@ -114,22 +119,25 @@ class ModelGroup(BaseModel):
         for attempt, (deployment, degraded) in enumerate(self._admissible(plan, _fits_chat(request))):
             model = deployment.model
             stream = model.run(request, _attempt_context(context, self.name, client_id, attempt, degraded))
-            with self.stats.in_flight(model.name):
-                try:
-                    texts = stream.start()
-                except Exception as exc:  # recorded as this attempt's row already
-                    if not fails_over(exc):
-                        raise
-                    failure = exc
-                    continue
-                try:
-                    yield from texts  # a failure from here on ends the stream: its text is already out
-                finally:
-                    stream.close()
-                result = stream.result
+            self.stats.started(model.name)
+            try:
+                texts = stream.start()
+            except Exception as exc:  # recorded as this attempt's row already
+                self.stats.ended(model.name)
+                if not fails_over(exc):
+                    raise
+                failure = exc
+                continue
+            try:
+                yield from texts  # a failure from here on ends the stream: its text is already out
+            finally:
+                stream.close()
+                self.stats.ended(model.name)
+            result = stream.result
             self.stats.observe(model.name, result)
             self.limits.add_tokens(deployment, result.tokens)
-            return dataclasses.replace(result, request_id=client_id)
+            result.request_id = client_id  # the attempt's row keeps its own id; the caller gets its request's
+            return result
         assert failure is not None
         raise failure
 
@@ -137,7 +145,7 @@ class ModelGroup(BaseModel):
         """(deployment, degraded) in the order to try: deployments by strategy, then fallbacks (a group's in its
         own order); each model once. An embedded model reached as a fallback answers degraded."""
         seen: set[str] = set()
-        for deployment in self.orderer.order(**size):
+        for deployment in self.orderer.order(**size, cheapest_first=self._saving()):
             seen.add(deployment.name)
             yield deployment, False
         for fallback in self.fallbacks:
@@ -146,6 +154,14 @@ class ModelGroup(BaseModel):
                 if deployment.name not in seen:
                     seen.add(deployment.name)
                     yield deployment, deployment.model.provider == LOCAL_PROVIDER
+
+    def _saving(self) -> bool:
+        """Whether the named budget has crossed the group's threshold, so the cheapest deployments go first."""
+        pressure = self.budget_pressure
+        if pressure is None:
+            return False
+        share = self.call_path.budget_share(pressure.budget)
+        return share is not None and share >= pressure.threshold
 
     def _admissible(self, plan: Iterator[tuple[Deployment, bool]],
                     fits: Callable[[BaseModel], bool]) -> Iterator[tuple[Deployment, bool]]:
@@ -174,12 +190,6 @@ class ModelGroup(BaseModel):
 
     # --- what a group is, for callers that inspect a model ----------------------------------------------------------
 
-    def check_params(self, params: GenerationParams) -> None:
-        """A group takes a parameter any of its deployments honours; attempts go only where it is honoured."""
-        models = [d.model for d in self.deployments]
-        if not any(_accepts(model, params) for model in models):
-            models[0].check_params(params)
-
     def check_context(self, request: GenerationRequest) -> None:
         """Refused only when no member's window fits (the largest one says why)."""
         max(self.members(), key=lambda model: model.context_window).check_context(request)
@@ -198,6 +208,14 @@ class ModelGroup(BaseModel):
                              "tags": list(d.tags)} for d in self.deployments],
             "fallbacks": [fallback.name for fallback in self.fallbacks],
         }
+
+
+@dataclass(frozen=True)
+class BudgetPressure:
+    """Route cheapest-first once `budget` (a soft budget's name) has spent `threshold` of its limit."""
+
+    budget: str
+    threshold: float
 
 
 def _attempt_context(context: CallContext, group: str, client_id: str, attempt: int, degraded: bool) -> CallContext:

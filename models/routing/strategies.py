@@ -12,7 +12,6 @@ import threading
 import time
 from bisect import bisect
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,15 +55,14 @@ class DeploymentStats:
         self._latency: dict[str, tuple[float, float]] = {}  # name -> (average, monotonic time of the last)
         self._ttft: dict[str, tuple[float, float]] = {}
 
-    @contextmanager
-    def in_flight(self, name: str) -> Iterator[None]:
+    def started(self, name: str) -> None:
+        """A call to `name` is in flight (until `ended`)."""
         with self._lock:
             self._in_flight[name] = self._in_flight.get(name, 0) + 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight[name] -= 1
+
+    def ended(self, name: str) -> None:
+        with self._lock:
+            self._in_flight[name] -= 1
 
     def busy(self, name: str) -> int:
         return self._in_flight.get(name, 0)
@@ -106,9 +104,13 @@ class Orderer:
         self._cumulative = list(itertools.accumulate(d.weight for d in self.deployments))
         self._by_priority = tuple(sorted(self.deployments, key=lambda d: d.priority))  # stable: file order breaks ties
 
-    def order(self, *, input_tokens: int = 0, output_tokens: int = 0, stream: bool = False) -> Iterator[Deployment]:
+    def order(self, *, input_tokens: int = 0, output_tokens: int = 0, stream: bool = False,
+              cheapest_first: bool = False) -> Iterator[Deployment]:
         """The deployments, best first, for a call of about these tokens (`cost` prices them; `least_latency`
-        ranks a stream by time to first token)."""
+        ranks a stream by time to first token). `cheapest_first` orders by price whatever the strategy."""
+        if cheapest_first or self.strategy == "cost":
+            return iter(sorted(self.deployments, key=lambda d: (_price(d.model, input_tokens, output_tokens),
+                                                                 d.priority)))
         if self.strategy == "weighted":
             return self._weighted()
         if self.strategy == "round_robin":
@@ -116,7 +118,7 @@ class Orderer:
             return iter(self.deployments[start:] + self.deployments[:start])
         if self.strategy == "priority":
             return iter(self._by_priority)
-        return iter(sorted(self.deployments, key=self._rank_key(input_tokens, output_tokens, stream)))
+        return iter(sorted(self.deployments, key=self._rank_key(stream)))
 
     def _weighted(self) -> Iterator[Deployment]:
         """A pick in proportion to weight; on failover, the rest in a weighted random order (Efraimidis–Spirakis)."""
@@ -126,15 +128,12 @@ class Orderer:
         rest = [d for index, d in enumerate(self.deployments) if index != first]
         yield from sorted(rest, key=lambda d: self._rng.random() ** (1 / d.weight), reverse=True)
 
-    def _rank_key(self, input_tokens: int, output_tokens: int,
-                  stream: bool) -> Callable[[Deployment], tuple[float, float]]:
+    def _rank_key(self, stream: bool) -> Callable[[Deployment], tuple[float, float]]:
         """Lower is better; a random tie-breaker spreads equal deployments."""
         if self.strategy == "least_busy":
             return lambda d: (self.stats.busy(d.name), self._rng.random())
-        if self.strategy == "least_latency":
-            # A deployment not yet measured ranks first, so that it gets measured.
-            return lambda d: (self.stats.latency(d.name, stream=stream) or 0.0, self._rng.random())
-        return lambda d: (_price(d.model, input_tokens, output_tokens), float(d.priority))
+        # least_latency: a deployment not yet measured ranks first, so that it gets measured.
+        return lambda d: (self.stats.latency(d.name, stream=stream) or 0.0, self._rng.random())
 
 
 def _price(model: BaseModel, input_tokens: int, output_tokens: int) -> float:
