@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -155,11 +155,15 @@ class CallPath:
         hooks: Sequence[CallHook] = (),
         prompt_logging: PromptLogging | None = None,
         breakers: CircuitBreakers | None = None,
+        budget_share: Callable[[str], float | None] | None = None,
     ) -> None:
+        """`budget_share(name)`: the share of a named budget spent so far (budget-aware groups route by it), given
+        by the composition root, since budgets live above this layer."""
         self.request_log = request_log
         self._hooks: tuple[CallHook, ...] = tuple(hooks)
         self.prompt_logging = prompt_logging or PromptLogging()
         self.breakers = breakers or CircuitBreakers(SqlBreakerStore(request_log.engine))
+        self.budget_share = budget_share or _no_budgets
 
     def add_hook(self, hook: CallHook) -> None:
         self._hooks = (*self._hooks, hook)
@@ -287,6 +291,10 @@ class CallPath:
             finish_reason=result.finish_reason, error_type=result.error_type,
             error_message=result.error_message, **_route_columns(context.route),
         )
+
+
+def _no_budgets(name: str) -> float | None:
+    return None
 
 
 def _route_columns(route: Route | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from monitoring.windows import BudgetWindow, period_window
 from storage.change_stamp import ChangeStamp, StampedCache
 from storage.clock import utcnow
 from storage.database import read
+from storage.ttl_cache import TtlCache
 
 DEFAULT_THRESHOLDS = (0.5, 0.8, 1.0)
 REQUIRED_FIELDS = ("name", "scope", "period", "limit_usd", "hard_limit", "alert_thresholds")
@@ -43,6 +44,10 @@ Thresholds = Annotated[
     list[Annotated[float, Field(gt=0, le=10)]], Field(max_length=20), AfterValidator(_normalize_thresholds)
 ]
 WebhookUrl = Annotated[str | None, Field(max_length=2000), AfterValidator(_check_url)]
+
+
+# How stale the spent share a budget-aware group routes by may be.
+SHARE_CACHE_SECONDS = 1.0
 
 
 class InvalidBudgetError(InvalidInputError):
@@ -125,6 +130,7 @@ class BudgetService:
         self.webhook_policy = webhook_policy or WebhookPolicy()
         self._changed = ChangeStamp(engine, "budgets")
         self._all: StampedCache[builtins.list[dict[str, Any]]] = StampedCache(self._changed, self.store.list)
+        self._shares: TtlCache[float | None] = TtlCache(SHARE_CACHE_SECONDS, max_entries=1000)
 
     def applicable(self, call: CallScope) -> builtins.list[dict[str, Any]]:
         """The budgets a call counts against, as of the latest change any process made."""
@@ -198,6 +204,19 @@ class BudgetService:
             self._existing(budget_id, owner)
         visible = None if owner is None else [b["id"] for b in self.store.list(owner)]
         return [_jsonable(alert) for alert in self.store.alerts(limit, budget_id, visible)]
+
+    def share_used(self, name: str) -> float | None:
+        """The share of the named budget's limit spent in its current window (1.0: all of it); None when no budget
+        has that name. Routing asks on every call of a budget-aware group, so it is cached for a second."""
+        return self._shares.get(name, lambda: self._share_used(name))
+
+    def _share_used(self, name: str) -> float | None:
+        budget = next((b for b in self.store.list() if b["name"] == name), None)
+        if budget is None or budget["limit_usd"] <= 0:
+            return None
+        with read(self.engine) as conn:
+            spend = spend_in_window(conn, budget, period_window(budget["period"], self.clock()))
+        return spend / budget["limit_usd"]
 
     def describe(self, budget: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         """The budget with its current window: spend, remaining and when it resets."""

@@ -198,3 +198,15 @@ def test_webhook_is_retried_in_the_background(guarded, webhook_receiver):
 def test_budget_windows_are_utc_periods(period, now, start, end):
     window = period_window(period, now)
     assert (window.start, window.end) == (start, end)
+
+
+def test_share_used_is_the_spent_part_of_the_named_budgets_window(engine):
+    from models.request_log import RequestLogRepository, RequestRecord
+    from monitoring.budgets import BudgetService, BudgetSpec
+
+    budgets = BudgetService(engine)
+    budgets.create(BudgetSpec(name="monthly", scope="global", period="monthly", limit_usd=2.0))
+    RequestLogRepository(engine).insert(RequestRecord(request_id="spent", model="m", provider="fake", source="api",
+                                                      status="success", cost=0.5))
+    assert budgets.share_used("monthly") == 0.25
+    assert budgets.share_used("nobody") is None

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.routing.breakers import BreakerPolicy
 from models.routing.deployment_limits import DeploymentLimits
-from models.routing.group import ModelGroup
+from models.routing.group import BudgetPressure, ModelGroup
 from models.routing.strategies import Deployment, DeploymentStats, Orderer, Strategy
 
 if TYPE_CHECKING:
@@ -29,6 +29,15 @@ class DeploymentEntry(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=50)
 
 
+class BudgetAware(BaseModel):
+    """Once the soft budget named `budget` has spent `threshold` of its limit, the cheapest deployments go first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: str = Field(min_length=1, max_length=200)
+    threshold: float = Field(default=0.8, gt=0, le=1)
+
+
 class GroupEntry(BaseModel):
     """One declared group."""
 
@@ -39,6 +48,7 @@ class GroupEntry(BaseModel):
     deployments: list[DeploymentEntry] = Field(min_length=1, max_length=1000)
     fallbacks: list[str] = Field(default_factory=list)  # models or groups, tried after every deployment failed
     circuit_breaker: BreakerPolicy | None = None  # for each deployment; the default policy otherwise
+    budget_aware: BudgetAware | None = None
 
 
 class GroupProblem(ValueError):
@@ -103,4 +113,6 @@ def _group(registry: ModelRegistry, entry: GroupEntry, stats: DeploymentStats) -
             registry.call_path.breakers.set_policy(deployment.name, entry.circuit_breaker)
     return ModelGroup(entry.name, Orderer(entry.strategy, deployments, stats), DeploymentLimits(registry.engine),
                       fallbacks=[registry.require_model(name) for name in entry.fallbacks],
-                      breaker_policy=entry.circuit_breaker)
+                      breaker_policy=entry.circuit_breaker,
+                      budget_pressure=(BudgetPressure(entry.budget_aware.budget, entry.budget_aware.threshold)
+                                       if entry.budget_aware else None))
