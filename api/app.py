@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # keep the documented key order in responses
     app.extensions[EXTENSION_KEY] = build_services(settings)
-    app.before_request(services(app).sweeper.ensure_started)  # in each worker, not in a pre-fork master
+    for chore in services(app).periodic_chores():  # in each worker, not in a pre-fork master
+        app.before_request(chore.ensure_started)
     app.extensions[KEYS_EXTENSION_KEY] = keys = ApiKeyStore(services(app).engine)
     services(app).registry.add_hook(KeyPolicyGuard(keys, MinuteUsage(keys.engine)))  # every call made with a key
     register_error_handlers(app)

@@ -97,6 +97,7 @@ class RequestsQuery(BaseModel):
     status: Literal["success", "error", "rejected", "cancelled", "pending"] | None = None
     source: str | None = None
     user_id: str | None = None
+    client_request_id: str | None = Field(default=None, description="A group's attempts for one client request")
 
 
 @bp.get("/models", responses={200: ModelsResponse})
@@ -150,9 +151,10 @@ def _event(payload: dict) -> str:
 
 @bp.get("/requests", responses={200: RequestsResponse})
 def list_requests(query: RequestsQuery) -> Response:
-    """The newest request-log rows, filtered by model, status, source or user; a managed key sees only its own."""
+    """The newest request-log rows, filtered by model, status, source, user or client request id (a group's
+    attempts); a managed key sees only its own."""
     rows = services().request_log.list(
         query.limit, model=query.model, status=query.status, source=query.source, user_id=query.user_id,
-        api_key_id=tenant(),
+        api_key_id=tenant(), client_request_id=query.client_request_id,
     )
     return jsonify({"requests": rows, "count": len(rows)})

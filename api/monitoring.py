@@ -108,6 +108,18 @@ def model_health() -> Response:
     return jsonify({"models": [health.to_dict() for health in svc.health.report(svc.registry.deployment_names())]})
 
 
+class AnomaliesQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=1000)
+    open: bool = False
+
+
+@bp.get("/api/health/anomalies", responses={200: json_object("Anomaly alerts, newest first")})
+def anomalies(query: AnomaliesQuery) -> Response:
+    """One alert per episode of a rule (latency, error_rate, traffic) firing for a model; `open=true`: ongoing."""
+    alerts = services().anomalies.list(query.limit, open_only=query.open)
+    return jsonify({"alerts": alerts, "count": len(alerts)})
+
+
 @bp.get("/metrics", security=[{}], responses={200: text_body("text/plain", "Prometheus exposition format")})
 def prometheus_metrics() -> Response:
     """Prometheus metrics (needs a key only when METRICS_REQUIRE_KEY is set)."""

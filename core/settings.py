@@ -47,6 +47,9 @@ ENV_VARS: dict[str, str] = {
     "RATE_LIMIT": "rate_limit",
     "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
     "REDIS_URL": "redis_url",
+    "ALERT_WEBHOOK_URL": "alert_webhook_url",
+    "ANOMALY_CHECK_SECONDS": "anomaly_check_seconds",
+    "HEALTH_PROBE_SECONDS": "health_probe_seconds",
     "WEB_CONCURRENCY": "web_workers",
     "WEB_THREADS": "web_threads",
     "WEB_WORKER_CLASS": "web_worker_class",
@@ -94,6 +97,13 @@ class Settings(BaseModel):
     rate_limit_storage_url: str | None = None
     # Shared state across hosts (circuit breakers) in Redis instead of the database
     redis_url: str | None = None
+    # Model anomalies (monitoring.model_health): checked this often by every serving process, each episode raised
+    # once and POSTed to ALERT_WEBHOOK_URL when set (the budget webhooks' SSRF policy applies).
+    alert_webhook_url: str | None = None
+    anomaly_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Active health probes: every this many seconds, a 1-token call to each model a group routes to (they cost
+    # what such a call costs, recorded with source `probe`). Unset: no probes; real calls are the probes.
+    health_probe_seconds: float | None = Field(default=None, ge=5, le=86_400)
     # The production server (gunicorn.conf.py): processes, threads per process, worker class, and the
     # seconds in-flight requests get to finish after SIGTERM; preload imports the app once before forking.
     web_workers: int = Field(default=2, ge=1, le=64)

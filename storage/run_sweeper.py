@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class RunSweeper:
-    """Calls every `reclaim` each `interval` seconds on one daemon thread per process, once started."""
+    """Calls every `reclaim` each `interval` seconds on one daemon thread per process, once started; other periodic
+    chores of a serving process (the anomaly check, health probes) run on one of their own."""
 
     def __init__(self, reclaims: Sequence[Callable[[], object]], *, interval: float) -> None:
         self.reclaims = tuple(reclaims)

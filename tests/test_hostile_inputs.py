@@ -79,7 +79,8 @@ PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{na
 QUERY_OPERATIONS = [("/api/requests", "user_id"), ("/api/workflows/{name}", "version"),
                     ("/api/workflows/{name}/graph", "version"), ("/api/workflow/runs", "workflow"),
                     ("/api/comparisons", "model"), ("/api/benchmarks", "model"), ("/api/metrics", "model"),
-                    ("/api/metrics/history", "model"), ("/api/costs", "model"), ("/api/alerts", "limit")]
+                    ("/api/metrics/history", "model"), ("/api/costs", "model"), ("/api/alerts", "limit"),
+                    ("/api/health/anomalies", "limit")]
 IDS = {"experiment_id": "1", "budget_id": "1", "name": "w"}
 
 

@@ -48,7 +48,7 @@ def _gunicorn(tmp: Path, upstream: OpenAIWireServer, **env: str) -> Iterator[tup
     """gunicorn with 2 workers on a fresh SQLite file and one models.yaml model pointing at the wire server."""
     (tmp / "models.yaml").write_text(json.dumps({"models": [
         {"name": MODEL, "provider": "openai_compatible", "base_url": upstream.base_url, "model": "fake-gpt",
-         "pricing": {"input_per_million": 1.0, "output_per_million": 2.0}}]}))
+         "max_attempts": 1, "pricing": {"input_per_million": 1.0, "output_per_million": 2.0}}]}))
     port = free_port()
     env = {"HOST": "127.0.0.1", "FLASK_PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp / 'server.db'}",
            "MODELS_FILE": str(tmp / "models.yaml"), "WEB_CONCURRENCY": "2", "LOG_LEVEL": "WARNING", **env}
@@ -131,3 +131,20 @@ def test_postgres_four_workers_count_every_request_once_and_hold_the_budget() ->
     with throwaway_schema(POSTGRES_URL) as url:
         figures = run_load(url, requests=200, concurrency=16, workers=4, limit_usd=0.1)
     assert all(figures["checks"].values()), figures
+
+
+def test_a_breaker_opened_by_failures_in_either_worker_refuses_in_every_worker(tmp_path, upstream):
+    upstream.reset()
+    upstream.always(WireReply(status=503))
+    try:
+        with _gunicorn(tmp_path, upstream) as (_, port):
+            body = {"prompt": "hi", "model": MODEL}
+            failed = [_request(port, "POST", "/api/generate", body)[0] for _ in range(5)]  # new connections: both
+            reached = len(upstream.requests)
+            refused = [_request(port, "POST", "/api/generate", body) for _ in range(20)]
+            reached_after = len(upstream.requests)
+    finally:
+        upstream.reset()
+    assert failed == [502] * 5 and reached == 5
+    assert all(status == 503 and json.loads(text)["error"]["code"] == "circuit_open" for status, text in refused)
+    assert reached_after == reached  # no worker let a call through to the provider

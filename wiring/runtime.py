@@ -35,7 +35,8 @@ class Runtime:
     def call_path(self) -> CallPath:
         """A call path with the standard hooks; each registry gets its own, so hooks it adds stay its own.
         The circuit breakers are the runtime's: one per deployment, whichever registry calls it."""
-        return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings), self.breakers)
+        return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings), self.breakers,
+                        self.budgets.share_used)
 
 
 def build_runtime(settings: Settings, engine: Engine) -> Runtime:

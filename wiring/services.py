@@ -14,10 +14,14 @@ from comparison.model_comparator import ModelComparator
 from core.settings import Settings
 from models.model_registry import ModelRegistry
 from models.request_log import RequestLogRepository
+from models.routing.probes import HealthProbes
+from monitoring.anomaly_alerts import AnomalyAlerts
 from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
 from monitoring.model_health import ModelHealthService
+from monitoring.webhook_policy import WebhookPolicy
+from monitoring.webhooks import WebhookNotifier
 from storage.run_sweeper import RunSweeper
 from wiring.runtime import runtime_for
 from workflows.workflow_engine import WorkflowEngine
@@ -42,6 +46,13 @@ class Services:
     health: ModelHealthService
     workflows: WorkflowEngine
     sweeper: RunSweeper  # reclaims the runs of dead processes; started by the first request each process serves
+    anomalies: AnomalyAlerts
+    anomaly_watch: RunSweeper  # checks for model anomalies every ANOMALY_CHECK_SECONDS
+    probe_watch: RunSweeper | None  # probes group deployments every HEALTH_PROBE_SECONDS, when set
+
+    def periodic_chores(self) -> list[RunSweeper]:
+        """What each serving process runs in the background, started by its first request."""
+        return [chore for chore in (self.sweeper, self.anomaly_watch, self.probe_watch) if chore is not None]
 
 
 def build_services(settings: Settings) -> Services:
@@ -53,6 +64,11 @@ def build_services(settings: Settings) -> Services:
     experiments = ExperimentManager(engine, registry=registry)
     benchmarks = BenchmarkRunner(registry, comparison_store)
     workflows = WorkflowEngine(registry, engine)
+    health = ModelHealthService(engine, runtime.breakers)
+    anomalies = AnomalyAlerts(engine, health, registry.deployment_names, webhook_url=settings.alert_webhook_url)
+    anomalies.notifier = WebhookNotifier(WebhookPolicy(allow_private=settings.webhook_allow_private),
+                                         on_result=anomalies.set_webhook_status)
+    probes = HealthProbes(registry)
     return Services(
         settings=settings,
         engine=engine,
@@ -66,8 +82,12 @@ def build_services(settings: Settings) -> Services:
         metrics=MetricsTracker(engine),
         costs=CostTracker(engine),
         budgets=runtime.budgets,
-        health=ModelHealthService(engine, runtime.breakers),
+        health=health,
         workflows=workflows,
         sweeper=RunSweeper((workflows.reclaim_interrupted, benchmarks.reclaim_interrupted),
                            interval=settings.run_heartbeat_seconds),
+        anomalies=anomalies,
+        anomaly_watch=RunSweeper((anomalies.check,), interval=settings.anomaly_check_seconds),
+        probe_watch=(RunSweeper((probes.probe,), interval=settings.health_probe_seconds)
+                     if settings.health_probe_seconds else None),
     )
