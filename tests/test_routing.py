@@ -367,3 +367,22 @@ def test_a_budget_aware_group_goes_cheapest_first_past_its_threshold(settings):
     assert group.generate("hi").model == "cheap"
     shares.pop("monthly")  # no such budget (deleted): the strategy again
     assert group.generate("hi").model == "dear"
+
+
+@pytest.mark.parametrize(("fault", "error_type"), [
+    (WireReply(status=429), "rate_limited"),
+    (WireReply(status=503), "provider_unavailable"),
+    (WireReply(delay=1.0), "provider_timeout"),
+    (WireReply(fault="reset"), "provider_unavailable"),
+])
+def test_each_upstream_fault_fails_over_to_the_next_deployment(registry, fault, error_type):
+    with OpenAIWireServer() as failing, OpenAIWireServer() as healthy:
+        failing.always(fault)
+        models = [OpenAICompatibleModel(name, base_url=server.base_url, model="m", max_attempts=1, timeout=0.3)
+                  for name, server in (("failing", failing), ("healthy", healthy))]
+        group = group_of(registry, *models)
+        result = group.generate("hi", max_tokens=3, request_id="client-fault")
+    assert (result.model, result.attempts, result.response) == ("healthy", 2, "openai says: hi")
+    first, second = rows_of(registry, "client-fault")
+    assert (first["model"], first["status"], first["error_type"]) == ("failing", "error", error_type)
+    assert (second["model"], second["status"]) == ("healthy", "success")
