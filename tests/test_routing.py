@@ -386,3 +386,12 @@ def test_each_upstream_fault_fails_over_to_the_next_deployment(registry, fault, 
     first, second = rows_of(registry, "client-fault")
     assert (first["model"], first["status"], first["error_type"]) == ("failing", "error", error_type)
     assert (second["model"], second["status"]) == ("healthy", "success")
+
+
+def test_the_models_list_describes_a_group(app, client, svc):
+    group_of(svc.registry, FakeModel("first"), FakeModel("second"))
+    described = {m["name"]: m for m in client.get("/api/models").json["details"]}["chat"]
+    assert (described["provider"], described["strategy"], described["fallbacks"]) == ("group", "priority", [])
+    assert [d["model"] for d in described["deployments"]] == ["first", "second"]
+    listed = {m["id"]: m for m in client.get("/v1/models").json["data"]}
+    assert listed["chat"]["owned_by"] == "group"

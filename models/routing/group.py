@@ -10,6 +10,7 @@ its first chunk, since text already sent cannot be taken back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,8 @@ class ModelGroup(BaseModel):
             "deployments": [{"model": d.name, "weight": d.weight, "priority": d.priority, "rpm": d.rpm, "tpm": d.tpm,
                              "tags": list(d.tags)} for d in self.deployments],
             "fallbacks": [fallback.name for fallback in self.fallbacks],
+            "circuit_breaker": self.breaker_policy.model_dump() if self.breaker_policy else None,
+            "budget_aware": dataclasses.asdict(self.budget_pressure) if self.budget_pressure else None,
         }
 
 
