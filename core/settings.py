@@ -48,6 +48,10 @@ ENV_VARS: dict[str, str] = {
     "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
     "REDIS_URL": "redis_url",
     "ALERT_WEBHOOK_URL": "alert_webhook_url",
+    "CACHE_ENABLED": "cache_enabled",
+    "CACHE_TTL_SECONDS": "cache_ttl_seconds",
+    "CACHE_URL": "cache_url",
+    "CACHE_MEMORY_MB": "cache_memory_mb",
     "ANOMALY_CHECK_SECONDS": "anomaly_check_seconds",
     "HEALTH_PROBE_SECONDS": "health_probe_seconds",
     "WEB_CONCURRENCY": "web_workers",
@@ -97,6 +101,12 @@ class Settings(BaseModel):
     rate_limit_storage_url: str | None = None
     # Shared state across hosts (circuit breakers) in Redis instead of the database
     redis_url: str | None = None
+    # The response cache: off unless enabled here (every model) or per model/group in the models file; answers kept
+    # CACHE_TTL_SECONDS; in Redis when CACHE_URL is set, else the database; CACHE_MEMORY_MB in each process first.
+    cache_enabled: bool = False
+    cache_ttl_seconds: int = Field(default=3600, ge=1, le=365 * 86_400)
+    cache_url: str | None = None
+    cache_memory_mb: int = Field(default=64, ge=0, le=65_536)
     # Model anomalies (monitoring.model_health): checked this often by every serving process, each episode raised
     # once and POSTed to ALERT_WEBHOOK_URL when set (the budget webhooks' SSRF policy applies).
     alert_webhook_url: str | None = None

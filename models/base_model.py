@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 
 from core.errors import InvalidInputError
 from models import original_style
-from models.call_path import CHAT, EMBEDDINGS, Call, CallPath, new_request_id
+from models.cache.policy import CachePolicy
+from models.call_path import CACHE_HIT, CHAT, EMBEDDINGS, Call, CallPath, new_request_id
 from models.defaults import default_pricing, managed_call_path
 from models.embeddings import EmbeddingRequest
 from models.errors import ContextLengthExceededError, UnsupportedOperationError, UnsupportedParameterError
 from models.messages import GenerationRequest, Message
-from models.params import CallContext, GenerationParams
+from models.params import CacheMode, CallContext, GenerationParams
 from models.pricing import ModelPricing
 from models.results import EmbeddingResult, GenerationResult, Usage
 
@@ -27,7 +28,7 @@ from models.results import EmbeddingResult, GenerationResult, Usage
 # (BOS/EOS, CLS/SEP): part of the input bound.
 MESSAGE_OVERHEAD_TOKENS = 16
 # `generate`'s keyword arguments that say whom a call is for rather than what it generates.
-CONTEXT_ARGUMENTS = ("user_id", "tags", "source", "api_key_id", "request_id")
+CONTEXT_ARGUMENTS = ("user_id", "tags", "source", "api_key_id", "request_id", "cache", "cache_ttl")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Capabilities:
 class StreamResponse(Iterator[str]):
     """Iterating yields text chunks; once the stream ends, `result` holds the recorded result."""
 
-    def __init__(self, chunks: Generator[str, None, GenerationResult]) -> None:
+    def __init__(self, chunks: Generator[str, None, GenerationResult], call: Call[Any] | None = None) -> None:
         self._chunks = chunks
+        self._call = call
         self._result: GenerationResult | None = None
 
     def __iter__(self) -> StreamResponse:
@@ -76,6 +78,11 @@ class StreamResponse(Iterator[str]):
         first = next(self, None)
         return itertools.chain(() if first is None else (first,), self)
 
+    @property
+    def from_cache(self) -> bool:
+        """Whether the response cache answers (known once the stream has started)."""
+        return self._call is not None and CACHE_HIT in self._call.extras
+
     def text(self) -> str:
         return self.result.response
 
@@ -96,6 +103,7 @@ class BaseModel(ABC):
     supported_params: ClassVar[frozenset[str]] = GenerationParams.COMMON
     context_window: int = 32_768
     max_output_tokens: int = 8_192
+    cache_policy: CachePolicy | None = None  # the response cache's policy for this model (models.yaml `cache`)
 
     def __init__(self, name: str, provider: str | None = None, cost_per_token: float | None = None, *,
                  pricing: ModelPricing | None = None) -> None:
@@ -230,16 +238,19 @@ class BaseModel(ABC):
         source: str = "library",
         api_key_id: str | None = None,
         request_id: str | None = None,
+        cache: CacheMode | None = None,
+        cache_ttl: int | None = None,
         **params: Any,
     ) -> GenerationResult:
         """Generate a complete answer; the call is recorded once in the request log.
 
         Give a `prompt` (with an optional `system`) or a list of `messages`. `params` are
         `GenerationParams` fields (temperature, max_tokens, top_p, stop, seed, response_format, ...);
-        an unknown or unsupported one raises a `ValueError` naming it.
+        an unknown or unsupported one raises a `ValueError` naming it. `cache` (`on`, `off`, `read`, `write`) and
+        `cache_ttl` narrow what the model's cache policy does for this call.
         """
         context = {"user_id": user_id, "tags": tags, "source": source, "api_key_id": api_key_id,
-                   "request_id": request_id}
+                   "request_id": request_id, "cache": cache, "cache_ttl": cache_ttl}
         return self.run(*_prepare(prompt, messages, system, params, context, stream=False)).result
 
     def generate_stream(self, prompt: str | None = None, **kwargs: Any) -> StreamResponse:
@@ -261,7 +272,7 @@ class BaseModel(ABC):
                 prefix="Unsupported parameter")
         context = context or CallContext()
         call = Call(self, request, context, context.request_id or new_request_id())
-        return StreamResponse(self.call_path.run(call))
+        return StreamResponse(self.call_path.run(call), call)
 
     def embed(
         self,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from core.settings import Settings
+from models.cache.response_cache import EXACT, CachedAnswer, ResponseCache
+from models.cache.stores import SqlCacheBackend
 from models.embeddings import EmbeddingRequest
 from models.errors import CallRefusedError, is_retryable
 from models.messages import GenerationRequest
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # The error type of a call whose process died before it ended (recorded by whoever finds it abandoned).
 INTERRUPTED = "interrupted"
+# Call.extras: the cached answer a call is served from (guards see it: a hit is free and needs no provider).
+CACHE_HIT = "cache_hit"
 # What a call does: the request log's `operation` column.
 CHAT = "chat"
 EMBEDDINGS = "embeddings"
@@ -156,6 +160,7 @@ class CallPath:
         prompt_logging: PromptLogging | None = None,
         breakers: CircuitBreakers | None = None,
         budget_share: Callable[[str], float | None] | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         """`budget_share(name)`: the share of a named budget spent so far (budget-aware groups route by it), given
         by the composition root, since budgets live above this layer."""
@@ -164,6 +169,7 @@ class CallPath:
         self.prompt_logging = prompt_logging or PromptLogging()
         self.breakers = breakers or CircuitBreakers(SqlBreakerStore(request_log.engine))
         self.budget_share = budget_share or _no_budgets
+        self.cache = cache or ResponseCache(SqlCacheBackend(request_log.engine))  # caches only models with a policy
 
     def add_hook(self, hook: CallHook) -> None:
         self._hooks = (*self._hooks, hook)
@@ -172,8 +178,10 @@ class CallPath:
     def hooks(self) -> tuple[CallHook, ...]:
         return self._hooks
 
-    def run(self, call: Call[GenerationRequest]) -> Generator[str, None, GenerationResult]:
-        """Yield the provider's chunks; the generator's return value is the recorded result."""
+    def run(self, call: Call[GenerationRequest],
+            hit: CachedAnswer | None = None) -> Generator[str, None, GenerationResult]:
+        """Yield the provider's chunks, or a cached answer's (`hit`, else looked up here); the generator's return
+        value is the recorded result. An answer the provider gave is kept when the cache policy allows."""
         usage = Usage()
         chunks: list[str] = []
         started = time.monotonic()
@@ -181,8 +189,12 @@ class CallPath:
         error: BaseException | None = None
         try:
             call.model.check_context(call.request)
+            hit = hit or self.cache.lookup(call.model, call.request, call.context)
+            if hit is not None:
+                call.extras[CACHE_HIT] = hit
+                hit.replay_into(usage)
             self._before_call(call)
-            for chunk in call.model.execute(call.request, usage):
+            for chunk in hit.chunks if hit is not None else call.model.execute(call.request, usage):
                 if first_chunk_at is None:
                     first_chunk_at = time.monotonic()
                 chunks.append(chunk)
@@ -196,6 +208,8 @@ class CallPath:
         finally:
             ttft = first_chunk_at - started if (first_chunk_at and call.request.stream) else None
             result = self._finish(call, usage, "".join(chunks), time.monotonic() - started, ttft, error)
+        if hit is None:
+            self.cache.store(call.model, call.request, call.context, result, chunks)
         return result
 
     def embed(self, call: Call[EmbeddingRequest]) -> EmbeddingResult:
@@ -215,7 +229,8 @@ class CallPath:
         return EmbeddingResult.recorded(outcome, vectors)
 
     def _before_call(self, call: AnyCall) -> None:
-        self.breakers.admit(call.model.name)
+        if CACHE_HIT not in call.extras:  # a cached answer needs no provider, however its breaker stands
+            self.breakers.admit(call.model.name)
         for hook in self._hooks:
             hook.before_call(call)
 
@@ -250,6 +265,9 @@ class CallPath:
         )
         if route is not None:
             result.group, result.attempts, result.degraded = route.group, route.attempt + 1, route.degraded
+        hit: CachedAnswer | None = call.extras.get(CACHE_HIT)
+        if hit is not None:
+            result.cache, result.cost_saved = EXACT, hit.cost
         try:
             self.request_log.insert(self._record(call, result))
         finally:  # even when the log write failed: a guard's reservation must not outlive its call
@@ -261,8 +279,9 @@ class CallPath:
         return result
 
     def _report_health(self, call: AnyCall, error: BaseException | None) -> None:
-        """Tell the model's breaker how its provider did; a call refused before reaching it says nothing."""
-        if isinstance(error, CallRefusedError):
+        """Tell the model's breaker how its provider did; a call refused before reaching it, or answered from
+        the cache, says nothing."""
+        if isinstance(error, CallRefusedError) or CACHE_HIT in call.extras:
             return
         try:
             self.breakers.record(call.model.name, failed=error is not None and is_retryable(error))
@@ -289,8 +308,17 @@ class CallPath:
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
             total_tokens=result.tokens, latency=result.latency, ttft=result.ttft, cost=result.cost,
             finish_reason=result.finish_reason, error_type=result.error_type,
-            error_message=result.error_message, **_route_columns(context.route),
+            error_message=result.error_message, **_route_columns(context.route), **_cache_columns(call),
         )
+
+
+def _cache_columns(call: AnyCall) -> dict[str, Any]:
+    """A hit's row: the original's cost and tokens as saved figures, apart from the counted ones."""
+    hit: CachedAnswer | None = call.extras.get(CACHE_HIT)
+    if hit is None:
+        return {}
+    return {"cache": EXACT, "cost_saved": hit.cost, "saved_input_tokens": hit.input_tokens,
+            "saved_output_tokens": hit.output_tokens}
 
 
 def _no_budgets(name: str) -> float | None:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.errors import InvalidInputError, validation_fields
 
 Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe"]
+# What a call may do with the response cache: what its policy allows (`on`), nothing, only read or only write.
+CacheMode = Literal["on", "off", "read", "write"]
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Integer = Annotated[int, Field(strict=True)]
@@ -190,6 +192,8 @@ class CallContext(BaseModel):
     api_key_id: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, min_length=1, max_length=36)
     route: Route | None = None  # set by a group on each attempt it makes
+    cache: CacheMode | None = None  # None: `on`
+    cache_ttl: int | None = Field(default=None, ge=1, le=365 * 86_400)  # seconds to keep this call's answer
 
     @classmethod
     def parse(cls, **values: Any) -> CallContext:

@@ -71,6 +71,11 @@ request_log = Table(
     Column("client_request_id", String(36)),
     Column("attempt", Integer),
     Column("degraded", Boolean, nullable=False, default=False, server_default=false()),
+    # A cache hit: how it matched, and the original call's cost and tokens (never added to the counted ones).
+    Column("cache", String(10)),
+    Column("cost_saved", Float),
+    Column("saved_input_tokens", Integer),
+    Column("saved_output_tokens", Integer),
     Index("ix_request_log_created_at", "created_at"),
     Index("ix_request_log_model_created_at", "model", "created_at"),
     Index("ix_request_log_user_created_at", "user_id", "created_at"),
@@ -117,6 +122,10 @@ class RequestRecord:
     client_request_id: str | None = None
     attempt: int | None = None
     degraded: bool = False
+    cache: str | None = None
+    cost_saved: float | None = None
+    saved_input_tokens: int | None = None
+    saved_output_tokens: int | None = None
 
 
 class RequestLogRepository:

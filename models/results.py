@@ -103,6 +103,9 @@ class GenerationResult(FieldMapping):
     group: str | None = None
     attempts: int = 1
     degraded: bool = False
+    # Set when the response cache answered: how it matched (`exact`), and what the original call cost.
+    cache: str | None = None
+    cost_saved: float | None = None
 
     @property
     def success(self) -> bool:

@@ -45,9 +45,9 @@ TOKEN_COLUMNS: dict[str, str] = {
 }
 SUM_COLUMNS: tuple[str, ...] = (
     *STATUS_COLUMNS.values(), *TOKEN_COLUMNS.values(), "cost", "latency_sum", "latency_count", "ttft_sum",
-    "ttft_count", *LATENCY_COLUMNS,
+    "ttft_count", *LATENCY_COLUMNS, "n_cache_hits", "cost_saved",
 )
-FLOAT_COLUMNS = frozenset({"cost", "latency_sum", "ttft_sum"})
+FLOAT_COLUMNS = frozenset({"cost", "latency_sum", "ttft_sum", "cost_saved"})
 
 
 def _counter(name: str) -> Column:
@@ -119,6 +119,8 @@ def contributions(row: Mapping[str, Any]) -> dict[str, Any] | None:
         sums[LATENCY_COLUMNS[latency_bucket(row["latency"])]] = 1
     if row.get("ttft") is not None:
         sums.update(ttft_sum=row["ttft"], ttft_count=1)
+    if row.get("cache"):  # a hit: counted, and what it saved; its tokens and cost are not the call's
+        sums.update(n_cache_hits=1, cost_saved=row.get("cost_saved") or 0.0)
     keys = [("user", row["user_id"])] if row.get("user_id") else []
     keys += [("api_key", row["api_key_id"])] if row.get("api_key_id") else []
     keys += [("tag", tag) for tag in sorted({str(t) for t in row.get("tags") or []})]

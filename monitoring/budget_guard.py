@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.call_path import Call
+from models.call_path import CACHE_HIT, Call
 from models.errors import CallRefusedError
 from models.results import GenerationResult
 from monitoring.budget_store import CallScope
@@ -59,7 +59,10 @@ class BudgetGuard:
 
         The worst case uses the model's free input bound; only when that would refuse is the input counted
         exactly (for Gemini, a countTokens request), so a call within budget costs no extra round trip.
+        A call answered from the response cache costs nothing, so no budget refuses it.
         """
+        if CACHE_HIT in call.extras:
+            return
         scope = _scope(call)
         applicable = self.budgets.applicable(scope)
         call.extras[APPLICABLE_KEY] = applicable

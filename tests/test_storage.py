@@ -20,6 +20,7 @@ TABLE_MODULES = (
     "api.key_store",
     "comparison.tables",
     "models.model_store",
+    "models.cache.stores",
     "models.request_log",
     "models.rollups",
     "models.routing.breaker_store",

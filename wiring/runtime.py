@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from core.settings import Settings, get_settings
+from models.cache.policy import CachePolicy
+from models.cache.response_cache import ResponseCache
+from models.cache.stores import backend_for
 from models.call_path import CallHook, CallPath, PromptLogging
 from models.pricing import PricingTable
 from models.request_log import RequestLogRepository
@@ -31,12 +34,13 @@ class Runtime:
     budgets: BudgetService
     hooks: tuple[CallHook, ...]
     breakers: CircuitBreakers
+    cache: ResponseCache
 
     def call_path(self) -> CallPath:
         """A call path with the standard hooks; each registry gets its own, so hooks it adds stay its own.
         The circuit breakers are the runtime's: one per deployment, whichever registry calls it."""
         return CallPath(self.request_log, self.hooks, PromptLogging.from_settings(self.settings), self.breakers,
-                        self.budgets.share_used)
+                        self.budgets.share_used, self.cache)
 
 
 def build_runtime(settings: Settings, engine: Engine) -> Runtime:
@@ -44,8 +48,12 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     budgets = BudgetService(engine, webhook_policy=webhooks)
     guard = BudgetGuard(budgets, WebhookNotifier(webhooks, on_result=budgets.store.set_webhook_status))
     breakers = CircuitBreakers(breaker_store_for(engine, settings.redis_url))
+    every_model = CachePolicy(ttl_s=settings.cache_ttl_seconds) if settings.cache_enabled else None
+    cache = ResponseCache(backend_for(engine, settings.cache_url), default_policy=every_model,
+                          memory_bytes=settings.cache_memory_mb * 1024 * 1024)
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
-                   pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers)
+                   pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers,
+                   cache=cache)
 
 
 _runtimes: dict[tuple[Settings, Engine], Runtime] = {}

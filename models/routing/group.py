@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import InvalidInputError
 from models.base_model import BaseModel, Capabilities, StreamResponse
-from models.call_path import CHAT, new_request_id
+from models.call_path import CHAT, Call, new_request_id
 from models.embeddings import EmbeddingRequest
 from models.errors import (
     ContextLengthExceededError,
@@ -85,10 +85,16 @@ class ModelGroup(BaseModel):
     # --- the managed API -------------------------------------------------------------------------------------------
 
     def run(self, request: GenerationRequest, context: CallContext | None = None) -> StreamResponse:
-        """Parameters no deployment honours are refused by the first deployment, as it is tried (see
-        `_admissible`)."""
+        """The group's cached answer if it has one (its own policy, under its own name), else the first
+        deployment to answer. Parameters no deployment honours are refused by the first deployment, as it is
+        tried (see `_admissible`)."""
         self._require(self.capabilities.chat, CHAT)
-        return StreamResponse(self._route(request, context or CallContext()))
+        context = context or CallContext()
+        hit = self.call_path.cache.lookup(self, request, context)
+        if hit is not None:
+            call = Call(self, request, context, context.request_id or new_request_id())
+            return StreamResponse(self.call_path.run(call, hit), call)
+        return StreamResponse(self._route(request, context))
 
     def run_embeddings(self, request: EmbeddingRequest, context: CallContext | None = None) -> EmbeddingResult:
         self.check_embeddings(request)
@@ -129,8 +135,11 @@ class ModelGroup(BaseModel):
                     raise
                 failure = exc
                 continue
+            chunks: list[str] = []
             try:
-                yield from texts  # a failure from here on ends the stream: its text is already out
+                for text in texts:  # a failure from here on ends the stream: its text is already out
+                    chunks.append(text)
+                    yield text
             finally:
                 stream.close()
                 self.stats.ended(model.name)
@@ -138,6 +147,7 @@ class ModelGroup(BaseModel):
             self.stats.observe(model.name, result)
             self.limits.add_tokens(deployment, result.tokens)
             result.request_id = client_id  # the attempt's row keeps its own id; the caller gets its request's
+            self.call_path.cache.store(self, request, context, result, chunks)
             return result
         assert failure is not None
         raise failure
