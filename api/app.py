@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
 def _register_blueprints(app: OpenAPI) -> None:
     from api import (
         budgets,
+        cache,
         comparison,
         docs,
         experiments,
@@ -75,7 +76,7 @@ def _register_blueprints(app: OpenAPI) -> None:
     )
 
     for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
-                   budgets, keys):
+                   budgets, keys, cache):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

@@ -2,7 +2,9 @@
 
 Any OpenAI SDK pointed at `<service>/v1` gets our recording, budgets, keys and experiments unchanged.
 Response headers: `X-Request-ID` (the call's request id unless the client sent its own), `X-Model` (the
-model that answered; for a group, the deployment, with `X-Group`, `X-Attempts` and `X-Degraded`),
+model that answered; for a group, the deployment, with `X-Group`, `X-Attempts` and `X-Degraded`), `X-Cache`
+(`hit` when the response cache answered, else `miss`; `Cache-Control: no-cache` / `no-store` on the request skip
+reading / writing it),
 `X-Cost-USD` (the call's cost, when known) and `X-Gateway-Overhead-Ms` (time spent here outside the call:
 parsing, auth, validation, recording, serialization). Streams carry `X-Model` only:
 their cost and timing are known at the end, in the usage chunk and the request log.
@@ -15,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, g, jsonify, stream_with_context
+from flask import Response, g, jsonify, request, stream_with_context
 from pydantic import BaseModel, Field
 
 from ab_testing.traffic_router import ServedCall
@@ -28,7 +30,7 @@ from api.tenancy import tenant
 from core.errors import AppError, InvalidInputError
 from models.call_path import new_request_id
 from models.messages import GenerationRequest
-from models.params import CallContext
+from models.params import CacheMode, CallContext
 from models.results import GenerationResult
 
 bp = ApiBlueprint("gateway", __name__, url_prefix="/v1")
@@ -64,10 +66,21 @@ def chat_completions(body: ChatCompletionRequest) -> Response:
 
 
 def _context(body: ChatCompletionRequest) -> CallContext:
-    """Whom the call is for: the key, `user`, and the tags of `metadata.tags`, `X-Tags` and the key."""
+    """Whom the call is for: the key, `user`, and the tags of `metadata.tags`, `X-Tags` and the key; and what it may
+    do with the response cache, from `Cache-Control`."""
     request_id = g.request_id if g.get("request_id_ours") else new_request_id()
     return CallContext(source="api", user_id=body.user, api_key_id=g.get("api_key_id"),
-                       tags=request_tags(body.metadata_tags()), request_id=request_id)
+                       tags=request_tags(body.metadata_tags()), request_id=request_id,
+                       cache=cache_mode(request.headers.get("Cache-Control", "")))
+
+
+def cache_mode(cache_control: str) -> CacheMode | None:
+    """`no-cache`: don't answer from the cache; `no-store`: don't keep the answer; both: neither."""
+    directives = {part.strip().lower() for part in cache_control.split(",")}
+    no_read, no_write = "no-cache" in directives, "no-store" in directives
+    if no_read and no_write:
+        return "off"
+    return "write" if no_read else "read" if no_write else None
 
 
 def _start(body: ChatCompletionRequest, request: GenerationRequest, context: CallContext) -> ServedCall:
@@ -95,6 +108,7 @@ def _stream_response(call: ServedCall, writer: ChunkWriter, *, include_usage: bo
     response = Response(stream_with_context(_events(call, texts, writer, include_usage)),
                         mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.headers["X-Model"] = call.model
+    response.headers["X-Cache"] = "hit" if call.stream.from_cache else "miss"
     return response
 
 
@@ -128,6 +142,7 @@ def _event(payload: dict[str, Any]) -> str:
 
 def _headers(response: Response, result: GenerationResult) -> None:
     response.headers["X-Model"] = result.model
+    response.headers["X-Cache"] = "hit" if result.cache else "miss"
     if result.group is not None:
         response.headers["X-Group"] = result.group
         response.headers["X-Attempts"] = str(result.attempts)

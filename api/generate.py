@@ -16,7 +16,7 @@ from api.tenancy import tenant
 from core.errors import AppError
 from models.base_model import StreamResponse
 from models.messages import MAX_MESSAGES, GenerationRequest, Message
-from models.params import MAX_TAGS, CallContext, GenerationParams, Tag, UserId
+from models.params import MAX_TAGS, CacheMode, CallContext, GenerationParams, Tag, UserId
 
 bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 
@@ -35,6 +35,8 @@ class GenerateRequest(GenerationParams):
     stream: bool = False
     user_id: UserId | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    cache: CacheMode | None = Field(default=None, description="on (the model's cache policy), off, read or write")
+    cache_ttl: int | None = Field(default=None, ge=1, le=365 * 86_400, description="Seconds to keep this answer")
 
     @field_validator("prompt")
     @classmethod
@@ -77,6 +79,8 @@ class GenerateResponse(BaseModel):
     finish_reason: str | None
     error_type: str | None
     error_message: str | None
+    cache: str | None = Field(description="exact when the response cache answered")
+    cost_saved: float | None = Field(description="A cache hit: what the original call cost (the hit costs 0)")
 
 
 class ModelsResponse(BaseModel):
@@ -121,7 +125,7 @@ def generate(body: GenerateRequest) -> Response:
     request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
                                       params=body.only_generation(), stream=body.stream)
     context = CallContext(source="api", user_id=body.user_id, tags=request_tags(body.tags),
-                          api_key_id=g.get("api_key_id"))
+                          api_key_id=g.get("api_key_id"), cache=body.cache, cache_ttl=body.cache_ttl)
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)

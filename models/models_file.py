@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.settings import Settings, SettingsError
+from models.cache.policy import CachePolicy
 from models.openai_compatible import (
     DEFAULT_CONTEXT_WINDOW,
     DEFAULT_MAX_ATTEMPTS,
@@ -55,6 +56,7 @@ class ModelEntry(BaseModel):
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
     context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1, le=100_000_000)
     max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=MAX_TOKENS_LIMIT)
+    cache: CachePolicy | None = None  # the response cache for this model (off unless set, or CACHE_ENABLED)
 
     @field_validator("base_url")
     @classmethod
@@ -120,6 +122,7 @@ def register_file_models(registry: ModelRegistry, settings: Settings) -> list[st
     declared = load_models_file(settings.models_file)
     for entry in declared.models:
         model = build_model(entry, settings, entry.pricing or registry.pricing.get(entry.name))
+        model.cache_policy = entry.cache
         registry.register_model(model, aliases=entry.aliases)
     try:
         register_groups(registry, declared.groups)

@@ -52,13 +52,20 @@ class RollupCollector(Collector):
         for budget in self.budgets.list():
             label = budget["name"] if self.budget_names else str(budget["id"])
             remaining.add_metric([label], budget["current"]["remaining"])
+        hit_rate = GaugeMetricFamily("ai_cache_hit_rate", "Share of calls answered by the response cache",
+                                     labels=["model"])
+        saved = CounterMetricFamily("ai_cache_cost_saved", "USD the response cache's hits saved", labels=["model"])
+        for model, sums in totals.items():
+            calls = sums["n_success"] + sums["n_error"]
+            hit_rate.add_metric([model], sums["n_cache_hits"] / calls if calls else 0.0)
+            saved.add_metric([model], sums["cost_saved"])
         score = GaugeMetricFamily("ai_model_health_score", "Health score, 0-100", labels=["model"])
         circuit = GaugeMetricFamily("ai_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                     labels=["model"])
         for health in self.health:
             score.add_metric([health.model], health.score)
             circuit.add_metric([health.model], CIRCUIT_STATES[health.breaker])
-        yield from (requests, duration, tokens, cost, remaining, score, circuit)
+        yield from (requests, duration, tokens, cost, remaining, hit_rate, saved, score, circuit)
 
 
 def _cumulative(sums: dict[str, float]) -> list[tuple[str, float]]:

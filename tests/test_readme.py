@@ -98,3 +98,16 @@ def test_curl_examples_succeed_in_order(live_server):
             done = subprocess.run([argv[0], "--fail-with-body", "--max-time", "120", *argv[1:]],
                                   capture_output=True, text=True, timeout=150)
             assert done.returncode == 0, f"{argv}\n{done.stdout[-1000:]}{done.stderr[-500:]}"
+
+
+YAML_BLOCKS = [block for lang, block in BLOCKS if lang == "yaml"]
+
+
+@pytest.mark.parametrize("block", YAML_BLOCKS, ids=[f"yaml-{i}" for i in range(len(YAML_BLOCKS))])
+def test_models_file_examples_are_valid(block):
+    """Each models-file example passes the models file's own validation (names need not be registered here)."""
+    import yaml
+
+    from models.models_file import ModelsFile
+
+    ModelsFile.model_validate(yaml.safe_load(block))

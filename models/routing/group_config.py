@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.cache.policy import CachePolicy
 from models.routing.breakers import BreakerPolicy
 from models.routing.deployment_limits import DeploymentLimits
 from models.routing.group import BudgetPressure, ModelGroup
@@ -49,6 +50,7 @@ class GroupEntry(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)  # models or groups, tried after every deployment failed
     circuit_breaker: BreakerPolicy | None = None  # for each deployment; the default policy otherwise
     budget_aware: BudgetAware | None = None
+    cache: CachePolicy | None = None  # the response cache for the group, under the group's name
 
 
 class GroupProblem(ValueError):
@@ -111,8 +113,10 @@ def _group(registry: ModelRegistry, entry: GroupEntry, stats: DeploymentStats) -
     if entry.circuit_breaker is not None:
         for deployment in deployments:
             registry.call_path.breakers.set_policy(deployment.name, entry.circuit_breaker)
-    return ModelGroup(entry.name, Orderer(entry.strategy, deployments, stats), DeploymentLimits(registry.engine),
-                      fallbacks=[registry.require_model(name) for name in entry.fallbacks],
-                      breaker_policy=entry.circuit_breaker,
-                      budget_pressure=(BudgetPressure(entry.budget_aware.budget, entry.budget_aware.threshold)
-                                       if entry.budget_aware else None))
+    group = ModelGroup(entry.name, Orderer(entry.strategy, deployments, stats), DeploymentLimits(registry.engine),
+                       fallbacks=[registry.require_model(name) for name in entry.fallbacks],
+                       breaker_policy=entry.circuit_breaker,
+                       budget_pressure=(BudgetPressure(entry.budget_aware.budget, entry.budget_aware.threshold)
+                                        if entry.budget_aware else None))
+    group.cache_policy = entry.cache
+    return group
