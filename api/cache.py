@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
+import click
 from flask import Response, g, jsonify
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from api.errors import ApiError
+from api.generate import GenerateRequest
 from api.openapi import ApiBlueprint, json_object
 from api.services import services
+from core.errors import validation_fields
+from models.messages import GenerationRequest
+from models.params import CallContext
 from monitoring.cache_report import cache_report
 
-bp = ApiBlueprint("cache", __name__, url_prefix="/api")
+bp = ApiBlueprint("cache", __name__, url_prefix="/api", cli_group="cache")
 
 
 class ClearQuery(BaseModel):
@@ -32,3 +39,32 @@ def clear(query: ClearQuery) -> Response:
         raise ApiError(403, "forbidden", "Only an admin key may clear the response cache")
     deleted = services().registry.call_path.cache.clear(model=query.model, key=query.key)
     return jsonify({"deleted": deleted})
+
+
+@bp.cli.command("warm")
+@click.argument("requests", type=click.File())
+@click.option("--key-id", help="Keep the answers for this API key's calls (policies scoped by key); default: no key")
+def warm(requests: TextIO, key_id: str | None) -> None:
+    """Fill the cache from a JSONL file of /api/generate request bodies: each request not cached yet is called
+    once and its answer kept; requests their model's policy does not cache are reported, not called."""
+    registry = services().registry
+    counts = {"already cached": 0, "called and kept": 0, "not cacheable": 0}
+    for number, line in enumerate(requests, 1):
+        if not line.strip():
+            continue
+        try:
+            body = GenerateRequest.model_validate_json(line)
+        except ValidationError as exc:
+            problems = "; ".join(f"{f['field']}: {f['reason']}" for f in validation_fields(exc))
+            raise click.ClickException(f"line {number}: {problems}") from None
+        model = registry.require_model(body.model)
+        request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
+                                          params=body.only_generation())
+        policy = registry.call_path.cache.policy(model)
+        if policy is None or not policy.admits(request):
+            counts["not cacheable"] += 1
+            continue
+        context = CallContext(user_id=body.user_id, api_key_id=key_id, cache="on", cache_ttl=body.cache_ttl)
+        result = model.run(request, context).result
+        counts["already cached" if result.cache else "called and kept"] += 1
+    click.echo(", ".join(f"{count} {what}" for what, count in counts.items()))

@@ -212,3 +212,20 @@ def test_an_unreachable_backend_is_a_miss_not_a_failure(cached, registry):
     registry.call_path.cache = ResponseCache(Down(), default_policy=POLICY)
     assert cached.generate("q", temperature=0).success
     assert cached.generate("q", temperature=0).cache is None
+
+
+def test_warm_fills_the_cache_from_a_jsonl_file(app, svc, runner, tmp_path):
+    model = FakeModel("warmed")
+    model.cache_policy = POLICY
+    svc.registry.register_model(model)
+    requests = tmp_path / "warm.jsonl"
+    requests.write_text('{"model": "warmed", "prompt": "a", "temperature": 0}\n\n'
+                        '{"model": "warmed", "prompt": "a", "temperature": 0}\n'
+                        '{"model": "warmed", "prompt": "b", "temperature": 0.9}\n')
+    outcome = runner.invoke(args=["cache", "warm", str(requests)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "1 already cached, 1 called and kept, 1 not cacheable" in outcome.output
+    assert model.generate("a", temperature=0).cache == "exact" and len(model.calls) == 1
+    (tmp_path / "bad.jsonl").write_text('{"model": "warmed"}\n')
+    refused = runner.invoke(args=["cache", "warm", str(tmp_path / "bad.jsonl")])
+    assert refused.exit_code != 0 and "line 1" in refused.output
