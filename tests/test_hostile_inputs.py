@@ -80,7 +80,7 @@ QUERY_OPERATIONS = [("/api/requests", "user_id"), ("/api/workflows/{name}", "ver
                     ("/api/workflows/{name}/graph", "version"), ("/api/workflow/runs", "workflow"),
                     ("/api/comparisons", "model"), ("/api/benchmarks", "model"), ("/api/metrics", "model"),
                     ("/api/metrics/history", "model"), ("/api/costs", "model"), ("/api/alerts", "limit"),
-                    ("/api/health/anomalies", "limit")]
+                    ("/api/health/anomalies", "limit"), ("/api/cache", "model")]
 IDS = {"experiment_id": "1", "budget_id": "1", "name": "w"}
 
 
