@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -89,6 +90,22 @@ def postgres_url() -> Iterator[str]:
     """A fresh schema in the test PostgreSQL database, dropped afterwards."""
     with postgres_schema() as url:
         yield url
+
+
+def redis_client() -> Any:
+    """A client of the test Redis (TEST_REDIS_URL), checked to answer; skips the test without one. Close it."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        pytest.skip("Redis not available (set TEST_REDIS_URL)")
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        client.close()
+        pytest.skip(f"Redis not reachable at {url}")
+    return client
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

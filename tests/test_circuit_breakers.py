@@ -8,7 +8,6 @@ covers the cache.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from models.errors import CallRefusedError
 from models.routing.breaker_store import BreakerState, BreakerStore, RedisBreakerStore, SqlBreakerStore
 from models.routing.breakers import BreakerPolicy, CircuitBreakers, CircuitOpenError
 from storage.database import create_db_engine, upgrade_schema
+from tests.conftest import redis_client
 
 StoreFactory = Callable[[], BreakerStore]
 POLICY = BreakerPolicy(failures=3, window_s=30, cooldown_s=10)
@@ -68,22 +68,14 @@ def _sql_stores(url: str) -> Iterator[StoreFactory]:
 
 
 def _redis_stores() -> Iterator[StoreFactory]:
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        pytest.skip("Redis not available (set TEST_REDIS_URL)")
     import redis
 
-    admin = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        admin.ping()
-    except redis.RedisError:
-        admin.close()
-        pytest.skip(f"Redis not reachable at {url}")
+    admin = redis_client()
     key = f"aimm:test-breakers:{uuid.uuid4().hex}"  # this test's own hash
     clients = [admin]
 
-    def new_store() -> BreakerStore:
-        clients.append(redis.Redis.from_url(url))
+    def new_store() -> BreakerStore:  # a client of its own, as another process would have
+        clients.append(redis.Redis(connection_pool=redis.ConnectionPool(**admin.connection_pool.connection_kwargs)))
         return RedisBreakerStore(clients[-1], key, snapshot_ttl_s=0)
 
     try:

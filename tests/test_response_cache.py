@@ -3,7 +3,6 @@ counted once, on every level (memory, SQLite, PostgreSQL, Redis)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ from models.routing.group_config import DeploymentEntry, GroupEntry, register_gr
 from monitoring import rollup_reads
 from monitoring.budgets import BudgetService, BudgetSpec
 from storage.database import create_db_engine, upgrade_schema
+from tests.conftest import redis_client
 from tests.fakes import FakeModel
 
 POLICY = CachePolicy(ttl_s=60)
@@ -156,16 +156,7 @@ def test_the_api_reports_hits_and_clears(app, client, svc):
 
 def _backends(kind: str, request: pytest.FixtureRequest):
     if kind == "redis":
-        url = os.environ.get("TEST_REDIS_URL")
-        if not url:
-            pytest.skip("Redis not available (set TEST_REDIS_URL)")
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=1)
-        try:
-            client.ping()
-        except redis.RedisError:
-            pytest.skip(f"Redis not reachable at {url}")
+        client = redis_client()
         backend = RedisCacheBackend(client, prefix=f"aimm:test-cache:{uuid.uuid4().hex}:")
         request.addfinalizer(client.close)
         request.addfinalizer(backend.delete)  # finalizers run last-in first-out: delete, then close
