@@ -149,8 +149,9 @@ class PromptLogging:
 class CallPath:
     """Runs calls and records each exactly once, success or failure.
 
-    Every call passes its model's circuit breaker first: an open one refuses it (503, `circuit_open`) without
-    touching the provider, and each outcome that says something of the provider's health is reported to it.
+    A chat call the response cache can answer is replayed from it (free, and needing no provider). Any other call
+    passes its model's circuit breaker first: an open one refuses it (503, `circuit_open`) without touching the
+    provider, and each outcome that says something of the provider's health is reported to it.
     """
 
     def __init__(
