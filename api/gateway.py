@@ -6,7 +6,7 @@ model that answered; for a group, the deployment, with `X-Group`, `X-Attempts` a
 (`hit` when the response cache answered, else `miss`; `Cache-Control: no-cache` / `no-store` on the request skip
 reading / writing it),
 `X-Cost-USD` (the call's cost, when known) and `X-Gateway-Overhead-Ms` (time spent here outside the call:
-parsing, auth, validation, recording, serialization). Streams carry `X-Model` only:
+parsing, auth, validation, recording, serialization). Streams carry `X-Model` and `X-Cache` only:
 their cost and timing are known at the end, in the usage chunk and the request log.
 """
 
@@ -57,8 +57,8 @@ def chat_completions(body: ChatCompletionRequest) -> Response:
     context = _context(body)
     call = _start(body, GenerationRequest(tuple(body.messages), body.only_generation(), body.stream), context)
     if body.stream:
-        return _stream_response(call, ChunkWriter(call.request_id, call.model),
-                                include_usage=body.stream_options is not None and body.stream_options.include_usage)
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return _stream_response(call, include_usage=include_usage)
     result = call.finish()
     response = jsonify(completion(result, int(time.time())))
     _headers(response, result)
@@ -97,7 +97,7 @@ def _start(body: ChatCompletionRequest, request: GenerationRequest, context: Cal
     return router.start(experiment_id, user, request, context)
 
 
-def _stream_response(call: ServedCall, writer: ChunkWriter, *, include_usage: bool) -> Response:
+def _stream_response(call: ServedCall, *, include_usage: bool) -> Response:
     """Server-sent chunks; the first text is awaited before answering, so a refusal (budget, key limits, a
     provider failing at once) is still an HTTP error rather than an event after a 200."""
     try:
@@ -105,9 +105,11 @@ def _stream_response(call: ServedCall, writer: ChunkWriter, *, include_usage: bo
     except AppError as error:
         call.record_failure(error)
         raise
+    model = call.stream.served_by or call.model  # a group's deployment is known once the stream has started
+    writer = ChunkWriter(call.request_id, model)
     response = Response(stream_with_context(_events(call, texts, writer, include_usage)),
                         mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    response.headers["X-Model"] = call.model
+    response.headers["X-Model"] = model
     response.headers["X-Cache"] = "hit" if call.stream.from_cache else "miss"
     return response
 

@@ -51,6 +51,8 @@ class StreamResponse(Iterator[str]):
         self._chunks = chunks
         self._call = call
         self._result: GenerationResult | None = None
+        # The model answering, when it is not the one asked (a group's deployment), once the stream has started.
+        self.served_by: str | None = None
 
     def __iter__(self) -> StreamResponse:
         return self

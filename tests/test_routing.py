@@ -234,6 +234,7 @@ def test_a_stream_cut_after_its_first_chunk_ends_with_an_error_event_and_an_erro
         spare_calls = len(spare.requests)
     assert '"delta": "Hello"' in body and '"status": "error"' in body and '"done": true' in body
     assert '"content": "Hello"' in v1 and '"error"' in v1 and "[DONE]" not in v1
+    assert '"model": "cut"' in v1  # the chunks name the deployment that answered, not the group
     assert spare_calls == 0
     rows = registry.call_path.request_log.list(2, model="cut")
     assert [r["status"] for r in rows] == ["error", "error"] and all(r["route_group"] == "cutgroup" for r in rows)
@@ -252,6 +253,9 @@ def test_the_api_answers_a_group_with_its_deployment_and_an_open_breaker_with_50
     attempts = client.get(f"/api/requests?client_request_id={response.headers['X-Request-ID']}").json["requests"]
     assert sorted((r["attempt"], r["model"], r["status"]) for r in attempts) == [(0, "first", "error"),
                                                                                   (1, "second", "success")]
+    streamed = client.post("/v1/chat/completions", json={"model": "chat", "stream": True,
+                                                          "messages": [{"role": "user", "content": "hi"}]})
+    assert streamed.headers["X-Model"] == "first" and '"model": "first"' in streamed.text
     generated = client.post("/api/generate", json={"model": "chat", "prompt": "hi"}).json
     assert (generated["model"], generated["group"], generated["attempts"]) == ("first", "chat", 1)
 

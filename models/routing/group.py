@@ -94,7 +94,9 @@ class ModelGroup(BaseModel):
         if hit is not None:
             call = Call(self, request, context, context.request_id or new_request_id())
             return StreamResponse(self.call_path.run(call, hit), call)
-        return StreamResponse(self._route(request, context))
+        stream = StreamResponse(self._route(request, context,
+                                            serving=lambda name: setattr(stream, "served_by", name)))
+        return stream
 
     def run_embeddings(self, request: EmbeddingRequest, context: CallContext | None = None) -> EmbeddingResult:
         self.check_embeddings(request)
@@ -117,8 +119,10 @@ class ModelGroup(BaseModel):
         assert failure is not None
         raise failure
 
-    def _route(self, request: GenerationRequest, context: CallContext) -> Generator[str, None, GenerationResult]:
-        """The chunks of the first deployment that starts answering; returns its result under the client's id."""
+    def _route(self, request: GenerationRequest, context: CallContext,
+               serving: Callable[[str], None]) -> Generator[str, None, GenerationResult]:
+        """The chunks of the first deployment that starts answering (`serving` is told its name first); returns
+        its result under the client's id."""
         client_id = context.request_id or new_request_id()
         failure: BaseException | None = None
         plan = self._plan(input_tokens=request.text_bytes(),
@@ -135,6 +139,7 @@ class ModelGroup(BaseModel):
                     raise
                 failure = exc
                 continue
+            serving(model.name)
             chunks: list[str] = []
             try:
                 for text in texts:  # a failure from here on ends the stream: its text is already out
