@@ -220,3 +220,26 @@ def test_warm_fills_the_cache_from_a_jsonl_file(app, svc, runner, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"model": "warmed"}\n')
     refused = runner.invoke(args=["cache", "warm", str(tmp_path / "bad.jsonl")])
     assert refused.exit_code != 0 and "line 1" in refused.output
+
+
+def test_a_clearing_in_one_process_empties_every_processs_memory_level_at_once(sqlite_url):
+    """On SQLite a stamp tells each process; elsewhere an entry in memory is trusted for 60 s at most."""
+    from models.cache.response_cache import ResponseCache
+    from models.messages import GenerationRequest
+    from models.params import CallContext, GenerationParams
+    from models.results import GenerationResult
+    from storage.change_stamp import ChangeStamp
+
+    model = FakeModel("shared")
+    model.cache_policy = POLICY
+    request = GenerationRequest.build("q", params=GenerationParams(temperature=0))
+    context = CallContext()
+    caches = []
+    for _ in range(2):  # two processes: each its own engine, memory level and stamp reader
+        engine = create_db_engine(sqlite_url)
+        caches.append(ResponseCache(SqlCacheBackend(engine), cleared=ChangeStamp(engine, "cache")))
+    first, second = caches
+    first.store(model, request, context, GenerationResult("answer", "shared", "fake", "r1"), ["answer"])
+    assert first.lookup(model, request, context) is not None  # now in the first process's memory too
+    assert second.clear() == 1
+    assert first.lookup(model, request, context) is None

@@ -20,6 +20,7 @@ from monitoring.budget_guard import BudgetGuard
 from monitoring.budgets import BudgetService
 from monitoring.webhook_policy import WebhookPolicy
 from monitoring.webhooks import WebhookNotifier
+from storage.change_stamp import ChangeStamp
 from storage.database import get_engine
 
 
@@ -50,7 +51,8 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     breakers = CircuitBreakers(breaker_store_for(engine, settings.redis_url))
     every_model = CachePolicy(ttl_s=settings.cache_ttl_seconds) if settings.cache_enabled else None
     cache = ResponseCache(backend_for(engine, settings.cache_url), default_policy=every_model,
-                          memory_bytes=settings.cache_memory_mb * 1024 * 1024)
+                          memory_bytes=settings.cache_memory_mb * 1024 * 1024,
+                          cleared=None if settings.cache_url else ChangeStamp(engine, "cache"))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
                    pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers,
                    cache=cache)

@@ -21,6 +21,7 @@ from models.cache.stores import CacheBackend, MemoryLevel
 from models.messages import GenerationRequest
 from models.params import CallContext
 from models.results import GenerationResult, Usage
+from storage.change_stamp import ChangeStamp
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,14 @@ class ResponseCache:
 
     def __init__(self, backend: CacheBackend, *, default_policy: CachePolicy | None = None,
                  memory_bytes: int = DEFAULT_MEMORY_BYTES, memory_fresh_s: float = DEFAULT_MEMORY_FRESH_S,
-                 clock: Callable[[], float] = time.time) -> None:
+                 cleared: ChangeStamp | None = None, clock: Callable[[], float] = time.time) -> None:
+        """`cleared`: a stamp every clearing touches (SQLite), so that each process empties its memory level at
+        once rather than within `memory_fresh_s`."""
         self.backend = backend
         self.default_policy = default_policy
         self.memory = MemoryLevel(memory_bytes, memory_fresh_s)
+        self.cleared = cleared
+        self._cleared_version = cleared.version() if cleared else None
         self.clock = clock
 
     def policy(self, model: Any) -> CachePolicy | None:
@@ -84,6 +89,7 @@ class ResponseCache:
         key = self._key(model, request, context, reading=True)
         if key is None:
             return None
+        self._forget_if_cleared()
         value = self.memory.get(key)
         try:
             if value is None:
@@ -121,7 +127,18 @@ class ResponseCache:
         """Remove the entries of a model, one entry, or all; this process's memory level is emptied too."""
         removed = self.backend.delete(model=model, key=key)
         self.memory.clear()
+        if self.cleared is not None:
+            self.cleared.touch()
         return removed
+
+    def _forget_if_cleared(self) -> None:
+        """Empty the memory level when another process cleared the shared one (one `stat` on SQLite)."""
+        if self.cleared is None:
+            return
+        version = self.cleared.version()
+        if version != self._cleared_version:
+            self._cleared_version = version
+            self.memory.clear()
 
     def _key(self, model: Any, request: GenerationRequest, context: CallContext, *, reading: bool) -> str | None:
         if context.route is not None:  # a group's attempt: the group caches under its own name
