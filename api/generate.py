@@ -101,7 +101,8 @@ class RequestsQuery(BaseModel):
     status: Literal["success", "error", "rejected", "cancelled", "pending"] | None = None
     source: str | None = None
     user_id: str | None = None
-    client_request_id: str | None = Field(default=None, description="A group's attempts for one client request")
+    client_request_id: str | None = Field(default=None, max_length=36,
+                                          description="A group's attempts for one client request")
 
 
 @bp.get("/models", responses={200: ModelsResponse})

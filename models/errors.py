@@ -142,3 +142,9 @@ def is_retryable(error: BaseException) -> bool:
     unparseable answer. Another deployment may succeed, and it counts against the deployment's circuit breaker."""
     return isinstance(error, (RateLimitedError, ProviderUnavailableError, ProviderTimeoutError,
                               MalformedResponseError))
+
+
+# The codes a request-log row records for an `is_retryable` failure: what health scores count as errors (a client's
+# mistake, such as a prompt past the context window, says nothing of the provider's health).
+PROVIDER_FAILURE_CODES = frozenset({RateLimitedError.code, ProviderUnavailableError.code, ProviderTimeoutError.code,
+                                    MalformedResponseError.code})

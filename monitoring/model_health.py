@@ -1,7 +1,8 @@
 """A health score per model (deployment), from 0 to 100, and the anomalies that lower it.
 
 The score starts at 100 and loses:
-- 50 x the error rate of the last 5 minutes (all calls failing: -50);
+- 50 x the error rate of the last 5 minutes (all calls failing: -50), counting the provider's failures only
+  (`PROVIDER_FAILURE_CODES`: a client's mistake says nothing of the provider);
 - up to 25 for latency above its baseline, in proportion (twice the baseline or more: -25);
 - 10 per active anomaly;
 - everything while its circuit breaker is open (score 0), and 50 while it is half-open (one probe in flight).
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 
+from models.errors import PROVIDER_FAILURE_CODES
 from models.request_log import request_log
 from models.routing.breakers import CircuitBreakers
 from monitoring import rollup_reads
@@ -80,7 +82,7 @@ class ModelHealthService:
 
     def _recent(self, since: datetime) -> dict[str, Figures]:
         log = request_log.c
-        errors = func.sum(case((log.status == "error", 1), else_=0))
+        errors = func.sum(case((log.error_type.in_(PROVIDER_FAILURE_CODES), 1), else_=0))
         query = (select(log.model, func.count().label("calls"), errors.label("errors"),
                         func.avg(log.latency).label("latency"))
                  .where(log.created_at >= since, log.status.in_(("success", "error")))
@@ -94,13 +96,15 @@ class ModelHealthService:
 
 def _baselines(engine: Engine, since: datetime, until: datetime) -> dict[str, Figures]:
     windows = BASELINE / RECENT
+    failures = rollup_reads.errors_by_model(engine, since, until)
     baselines = {}
     for model, raw in rollup_reads.totals_by_model(engine, since, until).items():
         sums = {name: float(value) for name, value in raw.items()}
         calls = sums["n_success"] + sums["n_error"]
         if calls:
             latency = sums["latency_sum"] / sums["latency_count"] if sums["latency_count"] else None
-            baselines[model] = Figures(calls / windows, sums["n_error"] / calls, latency)
+            errors = sum(n for code, n in failures.get(model, {}).items() if code in PROVIDER_FAILURE_CODES)
+            baselines[model] = Figures(calls / windows, errors / calls, latency)
     return baselines
 
 

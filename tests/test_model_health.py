@@ -15,11 +15,12 @@ NOW = datetime(2026, 11, 29, 12, 30)
 
 
 def calls(log: RequestLogRepository, model: str, at: datetime, count: int, *, latency: float,
-          errors: int = 0) -> None:
+          errors: int = 0, error_type: str = "provider_unavailable") -> None:
     for index in range(count):
-        status = "error" if index < errors else "success"
+        failed = index < errors
         log.insert(RequestRecord(request_id=f"{model}-{at.isoformat()}-{index}", model=model, provider="fake",
-                                 source="api", status=status, created_at=at, latency=latency))
+                                 source="api", status="error" if failed else "success", created_at=at,
+                                 latency=latency, error_type=error_type if failed else None))
 
 
 @pytest.fixture
@@ -58,3 +59,11 @@ def test_few_recent_calls_raise_no_anomaly_and_an_open_breaker_scores_zero(healt
         breakers.record("quiet", failed=True)
     [report] = service.report(["quiet"])
     assert (report.breaker, report.score) == ("open", 0.0)
+
+
+def test_a_clients_mistakes_do_not_lower_the_score(health):
+    service, log, _ = health
+    calls(log, "misused", NOW - timedelta(hours=3), 576, latency=0.1)
+    calls(log, "misused", NOW - timedelta(minutes=1), 30, latency=0.1, errors=30, error_type="context_length_exceeded")
+    [report] = service.report(["misused"])
+    assert report.recent.error_rate == 0 and "error_rate" not in report.anomalies
