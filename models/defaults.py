@@ -30,12 +30,16 @@ def default_pricing(model_name: str) -> ModelPricing | None:
 
 
 def register_default_models(registry: ModelRegistry) -> None:
-    """The local model always, Gemini's (chat and embedding models) when a key is configured, then the models of
-    MODELS_FILE (which may replace a built-in of the same name)."""
+    """The local model always, the local sentence-embedding model when its optional packages are installed,
+    Gemini's (chat and embedding models) when a key is configured, then the models of MODELS_FILE (which may
+    replace a built-in of the same name)."""
+    from models import sentence_embeddings
     from models.local_model import LocalModel
 
     settings = registry.settings
     registry.register_model(LocalModel.from_settings(settings, registry.pricing), aliases=("local",))
+    if sentence_embeddings.is_installed():
+        registry.register_model(sentence_embeddings.SentenceEmbeddingModel())
     if settings.has_gemini_key:
         from models.gemini_embeddings import GeminiEmbeddingModel, is_embedding_model
         from models.gemini_model import GeminiModel

@@ -3,6 +3,7 @@
 import pytest
 
 from core.settings import Settings
+from models import sentence_embeddings
 from models.model_registry import ModelRegistry, UnknownModelError
 from storage.database import get_engine
 from tests.fakes import FakeModel
@@ -33,7 +34,8 @@ def test_unknown_model_is_a_key_error_listing_the_names(tmp_path):
 
 def test_defaults_without_key_are_the_local_model(tmp_path):
     registry = _registry(tmp_path)
-    assert registry.list_models() == ["smollm2-135m-instruct"]
+    optional = ["all-minilm-l6-v2"] if sentence_embeddings.is_installed() else []  # requirements-embeddings.txt
+    assert registry.list_models() == [*optional, "smollm2-135m-instruct"]
     assert registry.default_model_name == "smollm2-135m-instruct"
     assert registry.get_model("local").provider == "local"
     assert registry.get_model().calculate_cost(1000, 1000) == 0.0
