@@ -25,11 +25,13 @@ class ClearQuery(BaseModel):
     key: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Only this entry")
 
 
-@bp.get("/cache", responses={200: json_object("hits, calls, hit_rate, cost_saved (USD), entries, bytes")})
+@bp.get("/cache", responses={200: json_object(
+    "hits, calls, hit_rate, cost_saved (USD), entries, bytes, semantic_entries (vectors kept)")})
 def report() -> Response:
-    """Hit rate and saved cost over every recorded call, and what the cache holds now."""
+    """Hit rate and saved cost over every recorded chat call, and what the cache holds now."""
     svc = services()
-    return jsonify(cache_report(svc.engine, svc.registry.call_path.cache))
+    embedding_only = [name for name, model in svc.registry.models.items() if not model.capabilities.chat]
+    return jsonify(cache_report(svc.engine, svc.registry.call_path.cache, embedding_only))
 
 
 @bp.delete("/cache", responses={200: json_object("{deleted}: entries removed")})

@@ -1,11 +1,13 @@
 """Hit and false-hit rates of a semantic-cache similarity threshold, on a labelled set of prompt pairs.
 
-A semantic cache would answer a new single-turn message from a cached one when the cosine of their embeddings is
-at least a threshold. `tests/data/semantic_cache_pairs.jsonl` labels each pair `paraphrase` (same request, other
-words: should hit) or `near_miss` (same topic, other intent or key detail: must not). Every text is embedded through
+The semantic cache answers a new single-turn message from a cached one when the cosine of their embeddings is at
+least a threshold and `models.cache.question_guard` finds no detail that makes them different questions.
+`tests/data/semantic_cache_pairs.jsonl` labels each pair `paraphrase` (same request, other words: should hit)
+or `near_miss` (same topic, other intent or key detail: must not). Every text is embedded through
 the managed call path of a throwaway registry; for thresholds 0.80-0.99 the bench prints the share of paraphrases
-matched (hit rate) and of near misses matched (false-hit rate), and recommends the lowest threshold whose false-hit
-rate is <= 1%.
+matched (hit rate) and of near misses matched (false-hit rate), by cosine alone and with the guard, and recommends
+the lowest threshold whose guarded false-hit rate is <= 1%. Since the guard was designed by looking at this set,
+it also picks a threshold on the even-numbered pairs and reports its rates on the odd-numbered ones.
 By default it measures the bundled local model with an empty environment (reproducible); `--model NAME` reads the
 process environment and `.env` (keys, LOCAL_MODEL_PATH, MODELS_FILE) to measure another registered embedding model.
 Usage: python -m benchmarks.bench_semantic_threshold [--model NAME] [--pairs PATH] [--show 5]
@@ -24,6 +26,7 @@ import numpy as np
 
 from core.errors import AppError
 from core.settings import Settings
+from models.cache.question_guard import same_question
 from models.model_registry import ModelRegistry
 
 PAIRS_FILE = Path(__file__).resolve().parent.parent / "tests" / "data" / "semantic_cache_pairs.jsonl"
@@ -76,15 +79,28 @@ def embed_all(registry: ModelRegistry, model_name: str, texts: list[str]) -> dic
     return vectors
 
 
-def cosines(pairs: list[Pair], vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each label's pair cosines."""
-    return {label: np.array([float(vectors[p.a] @ vectors[p.b]) for p in pairs if p.label == label])
-            for label in LABELS}
+@dataclass(frozen=True)
+class Scores:
+    """Each label's pair cosines, and whether the question guard lets each pair match."""
+
+    cosine: dict[str, np.ndarray]
+    guarded: dict[str, np.ndarray]
+
+    def rates(self, threshold: float, *, guard: bool = True) -> tuple[float, float]:
+        """(hit rate, false-hit rate) of `cosine >= threshold`, with or without the guard."""
+        matched = {label: (self.cosine[label] >= threshold) & (self.guarded[label] if guard else True)
+                   for label in LABELS}
+        return float(np.mean(matched["paraphrase"])), float(np.mean(matched["near_miss"]))
+
+    def recommended(self) -> float | None:
+        """The lowest threshold of the grid whose guarded false-hit rate is <= MAX_FALSE_HITS."""
+        return next((t for t in THRESHOLDS if self.rates(t)[1] <= MAX_FALSE_HITS), None)
 
 
-def rates(scores: dict[str, np.ndarray], threshold: float) -> tuple[float, float]:
-    """(hit rate, false-hit rate) of `cosine >= threshold`."""
-    return float(np.mean(scores["paraphrase"] >= threshold)), float(np.mean(scores["near_miss"] >= threshold))
+def score(pairs: list[Pair], vectors: dict[str, np.ndarray]) -> Scores:
+    of = {label: [p for p in pairs if p.label == label] for label in LABELS}
+    return Scores({label: np.array([float(vectors[p.a] @ vectors[p.b]) for p in of[label]]) for label in LABELS},
+                  {label: np.array([same_question(p.b, p.a) for p in of[label]]) for label in LABELS})
 
 
 def auc(scores: dict[str, np.ndarray]) -> float:
@@ -121,37 +137,45 @@ def main() -> None:
         finally:
             registry.engine.dispose()
         elapsed = time.perf_counter() - start
-    scores = cosines(pairs, vectors)
+    scores = score(pairs, vectors)
+    cosine = scores.cosine
 
     print(f"semantic-cache threshold: {model_name}, {len(pairs)} pairs from {args.pairs.name}")
     print(f"  {len(texts)} distinct texts embedded in {elapsed:.1f} s ({len(next(iter(vectors.values())))} dims)")
-    print("  pairs:", ", ".join(f"{len(scores[label])} {label}" for label in LABELS))
+    print("  pairs:", ", ".join(f"{len(cosine[label])} {label}" for label in LABELS))
     print(f"  {'cosine':<12} {'min':>6} {'median':>7} {'max':>6}")
     for label in LABELS:
-        values = scores[label]
+        values = cosine[label]
         print(f"  {label:<12} {values.min():6.3f} {np.median(values):7.3f} {values.max():6.3f}")
-    print(f"  AUC (a paraphrase scores above a near miss): {auc(scores):.3f}")
-    print(f"  {'threshold':>9}  {'hit rate':>8}  {'false hits':>10}")
-    recommended = None
+    print(f"  AUC (a paraphrase scores above a near miss): {auc(cosine):.3f}")
+    print(f"  guard refuses {1 - float(np.mean(scores.guarded['paraphrase'])):.1%} of paraphrases and "
+          f"{1 - float(np.mean(scores.guarded['near_miss'])):.1%} of near misses, whatever their cosine")
+    print(f"  {'':9}  {'cosine alone':^20}  {'cosine + guard':^20}")
+    print(f"  {'threshold':>9}  {'hit rate':>8}  {'false hits':>10}  {'hit rate':>8}  {'false hits':>10}")
     for threshold in THRESHOLDS:
-        hit, false_hit = rates(scores, threshold)
-        print(f"  {threshold:9.2f}  {hit:8.1%}  {false_hit:10.1%}")
-        if recommended is None and false_hit <= MAX_FALSE_HITS:
-            recommended = threshold
-    if recommended is not None:
-        hit, false_hit = rates(scores, recommended)
-        print(f"  recommended threshold: {recommended:.2f} (lowest with false hits <= {MAX_FALSE_HITS:.0%}): "
-              f"hit rate {hit:.1%}, false hits {false_hit:.1%}")
-    else:
+        alone, guarded = scores.rates(threshold, guard=False), scores.rates(threshold)
+        print(f"  {threshold:9.2f}  {alone[0]:8.1%}  {alone[1]:10.1%}  {guarded[0]:8.1%}  {guarded[1]:10.1%}")
+    recommended = scores.recommended()
+    if recommended is None:
         print(f"  recommended threshold: none in {THRESHOLDS[0]:.2f}-{THRESHOLDS[-1]:.2f} keeps false hits <= "
               f"{MAX_FALSE_HITS:.0%}")
-    cutoff = exact_cutoff(scores)
-    print(f"  exact: cosine > {cutoff:.4f} keeps false hits <= {MAX_FALSE_HITS:.0%}, hit rate "
-          f"{float(np.mean(scores['paraphrase'] > cutoff)):.1%}")
+    else:
+        hit, false_hit = scores.rates(recommended)
+        print(f"  recommended threshold: {recommended:.2f} (lowest with guarded false hits <= {MAX_FALSE_HITS:.0%}): "
+              f"hit rate {hit:.1%}, false hits {false_hit:.1%}")
+    tuned, held_out = score(pairs[0::2], vectors), score(pairs[1::2], vectors)
+    chosen = tuned.recommended()
+    if chosen is not None:
+        hit, false_hit = held_out.rates(chosen)
+        print(f"  held out: {chosen:.2f} chosen on the even pairs gives hit rate {hit:.1%}, false hits "
+              f"{false_hit:.1%} on the odd ones")
+    cutoff = exact_cutoff(cosine)
+    print(f"  cosine alone: > {cutoff:.4f} keeps false hits <= {MAX_FALSE_HITS:.0%}, hit rate "
+          f"{float(np.mean(cosine['paraphrase'] > cutoff)):.1%}")
     if args.show > 0:
         ranked = {label: sorted((p for p in pairs if p.label == label),
                                 key=lambda p: float(vectors[p.a] @ vectors[p.b])) for label in LABELS}
-        print("  closest near misses (would be wrong answers):")
+        print("  closest near misses (wrong answers, unless the guard refuses them):")
         for pair in ranked["near_miss"][::-1][:args.show]:
             print(f"    {float(vectors[pair.a] @ vectors[pair.b]):.4f}  {pair.a!r} / {pair.b!r}")
         print("  farthest paraphrases (missed hits):")

@@ -50,6 +50,7 @@ ENV_VARS: dict[str, str] = {
     "ALERT_WEBHOOK_URL": "alert_webhook_url",
     "CACHE_ENABLED": "cache_enabled",
     "CACHE_TTL_SECONDS": "cache_ttl_seconds",
+    "CACHE_SEMANTIC": "cache_semantic",
     "CACHE_URL": "cache_url",
     "CACHE_MEMORY_MB": "cache_memory_mb",
     "ANOMALY_CHECK_SECONDS": "anomaly_check_seconds",
@@ -103,8 +104,10 @@ class Settings(BaseModel):
     redis_url: str | None = None
     # The response cache: off unless enabled here (every model) or per model/group in the models file; answers kept
     # CACHE_TTL_SECONDS; in Redis when CACHE_URL is set, else the database; CACHE_MEMORY_MB in each process first.
+    # CACHE_SEMANTIC: that policy also matches by meaning, with the default embedding model and threshold.
     cache_enabled: bool = False
     cache_ttl_seconds: int = Field(default=3600, ge=1, le=365 * 86_400)
+    cache_semantic: bool = False
     cache_url: str | None = None
     cache_memory_mb: int = Field(default=64, ge=0, le=65_536)
     # Model anomalies (monitoring.model_health): checked this often by every serving process, each episode raised

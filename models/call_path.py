@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from core.settings import Settings
-from models.cache.response_cache import EXACT, CachedAnswer, ResponseCache
+from models.cache.response_cache import MISS, CachedAnswer, CacheLookup, ResponseCache
 from models.cache.stores import SqlCacheBackend
 from models.embeddings import EmbeddingRequest
 from models.errors import CallRefusedError, is_retryable
@@ -171,6 +171,8 @@ class CallPath:
         self.breakers = breakers or CircuitBreakers(SqlBreakerStore(request_log.engine))
         self.budget_share = budget_share or _no_budgets
         self.cache = cache or ResponseCache(SqlCacheBackend(request_log.engine))  # caches only models with a policy
+        # The models a semantic cache policy may name as its embedding model: the registry's (set by it).
+        self.resolve_model: Callable[[str], Any] | None = None
 
     def add_hook(self, hook: CallHook) -> None:
         self._hooks = (*self._hooks, hook)
@@ -179,10 +181,29 @@ class CallPath:
     def hooks(self) -> tuple[CallHook, ...]:
         return self._hooks
 
+    def lookup_cache(self, model: Any, request: GenerationRequest, context: CallContext) -> CacheLookup:
+        """The response cache's answer for this call of `model` (a model or a group), if it holds one."""
+        return self.cache.lookup(model, request, context, self._embed_for_cache)
+
+    def store_in_cache(self, model: Any, request: GenerationRequest, context: CallContext,
+                       result: GenerationResult, chunks: list[str], looked: CacheLookup = MISS) -> None:
+        """Keep `model`'s answer, where its cache policy allows (`looked`: this call's lookup)."""
+        self.cache.store(model, request, context, result, chunks, looked, self._embed_for_cache)
+
+    def _embed_for_cache(self, model_name: str, text: str, context: CallContext) -> list[float]:
+        """One text's vector from a registered embedding model: a recorded call of its own (source `cache`),
+        for the same user and key as the call it serves, so it is budgeted and counted like any other."""
+        if self.resolve_model is None:
+            raise LookupError(f"no registry to find the embedding model {model_name!r} in")
+        embedder = self.resolve_model(model_name)
+        own = CallContext(source="cache", user_id=context.user_id, api_key_id=context.api_key_id,
+                          tags=context.tags)
+        return embedder.run_embeddings(EmbeddingRequest.build(text), own).vectors[0]
+
     def run(self, call: Call[GenerationRequest],
-            hit: CachedAnswer | None = None) -> Generator[str, None, GenerationResult]:
-        """Yield the provider's chunks, or a cached answer's (`hit`, else looked up here); the generator's return
-        value is the recorded result. An answer the provider gave is kept when the cache policy allows."""
+            looked: CacheLookup | None = None) -> Generator[str, None, GenerationResult]:
+        """Yield the provider's chunks, or a cached answer's (`looked`, else looked up here); the generator's
+        return value is the recorded result. An answer the provider gave is kept when the cache policy allows."""
         usage = Usage()
         chunks: list[str] = []
         started = time.monotonic()
@@ -190,7 +211,8 @@ class CallPath:
         error: BaseException | None = None
         try:
             call.model.check_context(call.request)
-            hit = hit or self.cache.lookup(call.model, call.request, call.context)
+            looked = looked or self.lookup_cache(call.model, call.request, call.context)
+            hit = looked.hit
             if hit is not None:
                 call.extras[CACHE_HIT] = hit
                 hit.replay_into(usage)
@@ -210,7 +232,7 @@ class CallPath:
             ttft = first_chunk_at - started if (first_chunk_at and call.request.stream) else None
             result = self._finish(call, usage, "".join(chunks), time.monotonic() - started, ttft, error)
         if hit is None:
-            self.cache.store(call.model, call.request, call.context, result, chunks)
+            self.store_in_cache(call.model, call.request, call.context, result, chunks, looked or MISS)
         return result
 
     def embed(self, call: Call[EmbeddingRequest]) -> EmbeddingResult:
@@ -268,7 +290,7 @@ class CallPath:
             result.group, result.attempts, result.degraded = route.group, route.attempt + 1, route.degraded
         hit: CachedAnswer | None = call.extras.get(CACHE_HIT)
         if hit is not None:
-            result.cache, result.cost_saved = EXACT, hit.cost
+            result.cache, result.cost_saved = hit.match, hit.cost
         try:
             self.request_log.insert(self._record(call, result))
         finally:  # even when the log write failed: a guard's reservation must not outlive its call
@@ -318,7 +340,7 @@ def _cache_columns(call: AnyCall) -> dict[str, Any]:
     hit: CachedAnswer | None = call.extras.get(CACHE_HIT)
     if hit is None:
         return {}
-    return {"cache": EXACT, "cost_saved": hit.cost, "saved_input_tokens": hit.input_tokens,
+    return {"cache": hit.match, "cost_saved": hit.cost, "saved_input_tokens": hit.input_tokens,
             "saved_output_tokens": hit.output_tokens}
 
 

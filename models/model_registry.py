@@ -46,6 +46,7 @@ class ModelRegistry:
         self.call_path = call_path or managed_call_path(self.settings, engine)
         for hook in hooks:
             self.call_path.add_hook(hook)
+        self.call_path.resolve_model = self.require_model
         self.engine = self.call_path.request_log.engine
         self.pricing = pricing or PricingTable.for_settings(self.settings)
         self._store = ModelStore(self.engine)

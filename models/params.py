@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import InvalidInputError, validation_fields
 
-Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe"]
+# `cache`: the semantic cache embedding a user message; `probe`: a health probe.
+Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe", "cache"]
 # What a call may do with the response cache: what its policy allows (`on`), nothing, only read or only write.
 CacheMode = Literal["on", "off", "read", "write"]
 

@@ -240,6 +240,6 @@ def test_a_clearing_in_one_process_empties_every_processs_memory_level_at_once(s
         caches.append(ResponseCache(SqlCacheBackend(engine), cleared=ChangeStamp(engine, "cache")))
     first, second = caches
     first.store(model, request, context, GenerationResult("answer", "shared", "fake", "r1"), ["answer"])
-    assert first.lookup(model, request, context) is not None  # now in the first process's memory too
+    assert first.lookup(model, request, context).hit is not None  # now in the first process's memory too
     assert second.clear() == 1
-    assert first.lookup(model, request, context) is None
+    assert first.lookup(model, request, context).hit is None

@@ -10,6 +10,8 @@ from sqlalchemy import Engine
 from core.settings import Settings, get_settings
 from models.cache.policy import CachePolicy
 from models.cache.response_cache import ResponseCache
+from models.cache.semantic import SemanticPolicy
+from models.cache.semantic_index import SemanticIndex
 from models.cache.stores import backend_for
 from models.call_path import CallHook, CallPath, PromptLogging
 from models.pricing import PricingTable
@@ -49,10 +51,14 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     budgets = BudgetService(engine, webhook_policy=webhooks)
     guard = BudgetGuard(budgets, WebhookNotifier(webhooks, on_result=budgets.store.set_webhook_status))
     breakers = CircuitBreakers(breaker_store_for(engine, settings.redis_url))
-    every_model = CachePolicy(ttl_s=settings.cache_ttl_seconds) if settings.cache_enabled else None
+    every_model = None
+    if settings.cache_enabled:
+        every_model = CachePolicy(ttl_s=settings.cache_ttl_seconds,
+                                  semantic=SemanticPolicy() if settings.cache_semantic else None)
     cache = ResponseCache(backend_for(engine, settings.cache_url), default_policy=every_model,
                           memory_bytes=settings.cache_memory_mb * 1024 * 1024,
-                          cleared=None if settings.cache_url else ChangeStamp(engine, "cache"))
+                          cleared=None if settings.cache_url else ChangeStamp(engine, "cache"),
+                          semantic=SemanticIndex(engine))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
                    pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers,
                    cache=cache)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.cache.semantic import SemanticPolicy
 from models.messages import GenerationRequest
 
 # Whose answers a cached answer may serve: the same API key's calls (the default), the same user's, or everyone's.
@@ -19,7 +20,8 @@ MAX_TTL_S = 365 * 86_400
 
 
 class CachePolicy(BaseModel):
-    """`deterministic_only`: cache only calls whose answer is meant to repeat (temperature 0, or a seed)."""
+    """`deterministic_only`: cache only calls whose answer is meant to repeat (temperature 0, or a seed).
+    `semantic`: also answer a question asked in other words (off unless set; see `models.cache.semantic`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,6 +29,7 @@ class CachePolicy(BaseModel):
     ttl_s: int = Field(default=3600, ge=1, le=MAX_TTL_S)
     scope: CacheScope = "key"
     deterministic_only: bool = True
+    semantic: SemanticPolicy | None = None
 
     def admits(self, request: GenerationRequest) -> bool:
         """Whether this request's answer may be cached at all."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import InvalidInputError
 from models.base_model import BaseModel, Capabilities, StreamResponse
+from models.cache.response_cache import CacheLookup
 from models.call_path import CHAT, Call, new_request_id
 from models.embeddings import EmbeddingRequest
 from models.errors import (
@@ -90,11 +91,11 @@ class ModelGroup(BaseModel):
         tried (see `_admissible`)."""
         self._require(self.capabilities.chat, CHAT)
         context = context or CallContext()
-        hit = self.call_path.cache.lookup(self, request, context)
-        if hit is not None:
+        looked = self.call_path.lookup_cache(self, request, context)
+        if looked.hit is not None:
             call = Call(self, request, context, context.request_id or new_request_id())
-            return StreamResponse(self.call_path.run(call, hit), call)
-        stream = StreamResponse(self._route(request, context,
+            return StreamResponse(self.call_path.run(call, looked), call)
+        stream = StreamResponse(self._route(request, context, looked,
                                             serving=lambda name: setattr(stream, "served_by", name)))
         return stream
 
@@ -119,7 +120,7 @@ class ModelGroup(BaseModel):
         assert failure is not None
         raise failure
 
-    def _route(self, request: GenerationRequest, context: CallContext,
+    def _route(self, request: GenerationRequest, context: CallContext, looked: CacheLookup,
                serving: Callable[[str], None]) -> Generator[str, None, GenerationResult]:
         """The chunks of the first deployment that starts answering (`serving` is told its name first); returns
         its result under the client's id."""
@@ -152,7 +153,7 @@ class ModelGroup(BaseModel):
             self.stats.observe(model.name, result)
             self.limits.add_tokens(deployment, result.tokens)
             result.request_id = client_id  # the attempt's row keeps its own id; the caller gets its request's
-            self.call_path.cache.store(self, request, context, result, chunks)
+            self.call_path.store_in_cache(self, request, context, result, chunks, looked)
             return result
         assert failure is not None
         raise failure
