@@ -32,6 +32,10 @@ ENV_VARS: dict[str, str] = {
     "GEMINI_BASE_URL": "gemini_base_url",
     "GEMINI_TIMEOUT": "gemini_timeout",
     "GEMINI_MAX_ATTEMPTS": "gemini_max_attempts",
+    "ANTHROPIC_API_KEY": "anthropic_api_key",
+    "ANTHROPIC_BASE_URL": "anthropic_base_url",
+    "ANTHROPIC_TIMEOUT": "anthropic_timeout",
+    "ANTHROPIC_MAX_ATTEMPTS": "anthropic_max_attempts",
     "STREAM_TIMEOUT": "stream_timeout",
     "LOCAL_MODEL_PATH": "local_model_path",
     "LOCAL_MODEL_THREADS": "local_model_threads",
@@ -85,6 +89,10 @@ class Settings(BaseModel):
     gemini_base_url: str | None = None
     gemini_timeout: float = Field(default=60.0, gt=0)
     gemini_max_attempts: int = Field(default=4, ge=1, le=20)
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    anthropic_timeout: float = Field(default=60.0, gt=0)
+    anthropic_max_attempts: int = Field(default=4, ge=1, le=20)
     # Seconds a streamed answer may take from its first byte to its end (per-read timeouts miss a drip).
     stream_timeout: float = Field(default=600.0, gt=0)
     local_model_path: str | None = None
@@ -157,6 +165,10 @@ class Settings(BaseModel):
     @property
     def has_gemini_key(self) -> bool:
         return self.gemini_api_key is not None and bool(self.gemini_api_key.get_secret_value())
+
+    @property
+    def has_anthropic_key(self) -> bool:
+        return self.anthropic_api_key is not None and bool(self.anthropic_api_key.get_secret_value())
 
     def env_value(self, name: str) -> str | None:
         """A variable named by configuration, read from the same sources as the settings; None if unset or empty."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 from core.errors import InvalidInputError
@@ -20,7 +20,7 @@ from models.defaults import default_pricing, managed_call_path
 from models.embeddings import EmbeddingRequest
 from models.errors import ContextLengthExceededError, UnsupportedOperationError, UnsupportedParameterError
 from models.messages import GenerationRequest, Message
-from models.params import CacheMode, CallContext, GenerationParams
+from models.params import CacheMode, CallContext, GenerationParams, PromptParams
 from models.pricing import ModelPricing
 from models.results import EmbeddingResult, GenerationResult, Usage
 
@@ -42,6 +42,7 @@ class Capabilities:
     chat: bool = True  # False for an embedding-only model
     embeddings: bool = False
     embedding_dimensions: bool = False  # honours `dimensions` (shorter vectors) on embeddings calls
+    vision: bool = False  # takes images in user messages
 
 
 class StreamResponse(Iterator[str]):
@@ -106,6 +107,8 @@ class BaseModel(ABC):
     context_window: int = 32_768
     max_output_tokens: int = 8_192
     cache_policy: CachePolicy | None = None  # the response cache's policy for this model (models.yaml `cache`)
+    defaults: PromptParams | None = None  # what a call leaves unset (models.yaml `defaults`; see `with_defaults`)
+    display_name: str | None = None  # a human-readable name for listings (models.yaml `display_name`)
 
     def __init__(self, name: str, provider: str | None = None, cost_per_token: float | None = None, *,
                  pricing: ModelPricing | None = None) -> None:
@@ -166,12 +169,20 @@ class BaseModel(ABC):
         """
         return request.text_bytes() + MESSAGE_OVERHEAD_TOKENS * len(request.messages)
 
+    def check_images(self, request: GenerationRequest) -> None:
+        """Refuse images (400) on a model that cannot see them, before anything reads the conversation."""
+        if request.images and not self.capabilities.vision:
+            raise UnsupportedParameterError.single(
+                "messages", f"{self.name} ({self.provider}) does not accept images; send text only, or ask a model "
+                            "that sees (capabilities.vision)", prefix="Unsupported parameter")
+
     def check_context(self, request: GenerationRequest) -> None:
         """Refuse a conversation longer than the context window, before any provider call.
 
         Counted exactly only when the free bound exceeds the window; models whose count is only an
         estimate are left to the provider.
         """
+        self.check_images(request)
         if not self.capabilities.token_counting or self.input_token_bound(request) <= self.context_window:
             return
         tokens = self.count_input_tokens(request)
@@ -196,6 +207,18 @@ class BaseModel(ABC):
                 "max_tokens", f"{self.name} generates at most {self.max_output_tokens} tokens; "
                               f"{params.max_tokens} were asked")
 
+    def with_defaults(self, request: GenerationRequest) -> GenerationRequest:
+        """`request` completed by this model's `defaults`, so a deployment can fix its own limits and system prompt
+        once: a parameter the call sets wins, and the default system prompt leads only a conversation without one."""
+        if self.defaults is None:
+            return request
+        unset = {name: getattr(self.defaults, name) for name in GenerationParams.model_fields
+                 if getattr(request.params, name) is None and getattr(self.defaults, name) is not None}
+        messages = request.messages
+        if self.defaults.system is not None and request.system is None:
+            messages = (Message(role="system", content=self.defaults.system), *messages)
+        return replace(request, messages=messages, params=request.params.model_copy(update=unset))
+
     def thinking_allowance(self, params: GenerationParams) -> int:
         """Tokens a thinking model may think beyond `max_tokens`; 0 for a model that does not think."""
         return 0
@@ -215,15 +238,17 @@ class BaseModel(ABC):
             self._call_path = managed_call_path()
         return self._call_path
 
-    def calculate_cost(self, tokens: int, output_tokens: int | None = None, cached_tokens: int = 0) -> float | None:
+    def calculate_cost(self, tokens: int, output_tokens: int | None = None, cached_tokens: int = 0,
+                       cache_write_tokens: int = 0) -> float | None:
         """Cost in USD from the pricing table, or None when this model has no known price.
 
         With one argument, as originally: `tokens x cost_per_token`. With `output_tokens`, `tokens` are the input
-        tokens (`cached_tokens` of them at the cached rate) and each side is priced at its own rate.
+        tokens (`cached_tokens` of them read from the prompt cache and `cache_write_tokens` written to it, each at
+        its own rate) and each side is priced at its own rate.
         """
         if self.pricing is None:
             return None
-        return self.pricing.cost(tokens, output_tokens or 0, cached_tokens)
+        return self.pricing.cost(tokens, output_tokens or 0, cached_tokens, cache_write_tokens)
 
     def get_info(self) -> dict[str, Any]:
         """The original summary: name, provider and cost per token (`describe` has everything)."""
@@ -267,11 +292,13 @@ class BaseModel(ABC):
         Plain requests are consumed by reading `.result`; streamed ones by iterating.
         """
         self._require(self.capabilities.chat, CHAT)
+        request = self.with_defaults(request)
         self.check_params(request.params)
         if request.uses_tools and "tools" not in self.supported_params:
             raise UnsupportedParameterError.single(
                 "messages", f"{self.name} ({self.provider}) does not use tools, but the conversation has tool calls",
                 prefix="Unsupported parameter")
+        self.check_images(request)
         context = context or CallContext()
         call = Call(self, request, context, context.request_id or new_request_id())
         return StreamResponse(self.call_path.run(call), call)
@@ -332,6 +359,7 @@ class BaseModel(ABC):
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "display_name": self.display_name or self.name,
             "provider": self.provider,
             "capabilities": asdict(self.capabilities),
             "supported_params": sorted(self.supported_params),

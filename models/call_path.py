@@ -273,7 +273,8 @@ class CallPath:
         model = call.model
         cost = usage.cost
         if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
-            cost = model.calculate_cost(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens)
+            cost = model.calculate_cost(usage.input_tokens or 0, usage.output_tokens or 0, usage.cached_tokens,
+                                        usage.cache_write_tokens)
         self._report_health(call, error)
         route = call.context.route
         result = GenerationResult(
@@ -281,7 +282,7 @@ class CallPath:
             status=_status(error), source=call.context.source,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             thinking_tokens=usage.thinking_tokens, cached_tokens=usage.cached_tokens,
-            tokens=usage.tokens, latency=latency, ttft=ttft, cost=cost,
+            cache_write_tokens=usage.cache_write_tokens, tokens=usage.tokens, latency=latency, ttft=ttft, cost=cost,
             finish_reason=usage.finish_reason,
             error_type=_error_type(error), error_message=str(error) if error else None,
             tool_calls=usage.tool_calls,
@@ -315,10 +316,11 @@ class CallPath:
         """The row of a call. An embeddings call keeps its texts, one per line, as the prompt, and no response."""
         request, context = call.request, call.context
         if isinstance(request, EmbeddingRequest):
-            params, stream, messages, response = request.given(), False, None, None
+            params, stream, messages, response, images = request.given(), False, None, None, None
         else:
             params, stream = request.params.given(), request.stream
             messages = self.prompt_logging.conversation(request)
+            images = [image.summary() for image in request.images] or None
             response = self.prompt_logging.apply(result.response)
         return RequestRecord(
             request_id=result.request_id, model=result.model, provider=result.provider, operation=call.operation,
@@ -326,10 +328,12 @@ class CallPath:
             api_key_id=context.api_key_id, tags=list(context.tags) if context.tags else None,
             params=params or None, stream=stream,
             prompt=self.prompt_logging.apply(request.prompt),
-            messages=messages, response=response, tool_calls=self.prompt_logging.tool_calls(result.tool_calls),
+            messages=messages, images=images, response=response,
+            tool_calls=self.prompt_logging.tool_calls(result.tool_calls),
             input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             thinking_tokens=result.thinking_tokens, cached_tokens=result.cached_tokens,
-            total_tokens=result.tokens, latency=result.latency, ttft=result.ttft, cost=result.cost,
+            cache_write_tokens=result.cache_write_tokens, total_tokens=result.tokens, latency=result.latency,
+            ttft=result.ttft, cost=result.cost,
             finish_reason=result.finish_reason, error_type=result.error_type,
             error_message=result.error_message, **_route_columns(context.route), **_cache_columns(call),
         )

@@ -31,8 +31,8 @@ def default_pricing(model_name: str) -> ModelPricing | None:
 
 def register_default_models(registry: ModelRegistry) -> None:
     """The local model always, the local sentence-embedding model when its optional packages are installed,
-    Gemini's (chat and embedding models) when a key is configured, then the models of MODELS_FILE (which may
-    replace a built-in of the same name)."""
+    Gemini's (chat and embedding models) and Anthropic's (the pricing table's `claude-*`) when their key is
+    configured, then the models of MODELS_FILE (which may replace a built-in of the same name)."""
     from models import sentence_embeddings
     from models.local_model import LocalModel
 
@@ -47,6 +47,11 @@ def register_default_models(registry: ModelRegistry) -> None:
         for name in registry.pricing.names(prefix="gemini-"):
             model_class = GeminiEmbeddingModel if is_embedding_model(name) else GeminiModel
             registry.register_model(model_class.from_settings(name, settings, registry.pricing))
+    if settings.has_anthropic_key:
+        from models.anthropic_model import AnthropicModel
+
+        for name in registry.pricing.names(prefix="claude-"):
+            registry.register_model(AnthropicModel.from_settings(name, settings, registry.pricing))
     if settings.models_file:
         from models.models_file import register_file_models
 

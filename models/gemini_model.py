@@ -85,7 +85,7 @@ class GeminiModel(BaseModel):
         self.timeout = float(timeout if timeout is not None else settings.gemini_timeout)
         self.stream_timeout = float(stream_timeout if stream_timeout is not None else settings.stream_timeout)
         self.retry = retry or RetryPolicy.default(max_attempts or settings.gemini_max_attempts)
-        self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name))
+        self.capabilities = Capabilities(streaming=True, system_prompt=True, thinking=_thinks(model_name), vision=True)
         self.max_output_tokens = 65_536 if model_name.startswith("gemini-2.5") else 8_192
         self.max_thinking_tokens = MAX_THINKING_TOKENS.get(model_name, 24_576) if _thinks(model_name) else 0
         deadline = StreamDeadline(self.stream_timeout, label=self.label, provider=self.provider)

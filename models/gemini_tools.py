@@ -11,6 +11,7 @@ from typing import Any
 
 from google.genai import types
 
+from models.images import ImagePart
 from models.messages import GenerationRequest, Message
 from models.params import GenerationParams, NamedToolChoice
 from models.results import Usage
@@ -50,10 +51,18 @@ def _parts(message: Message, names: dict[str, str]) -> list[types.Part]:
                                           response=_as_object(message.text))
         return [types.Part(function_response=response)]
     parts = [types.Part(text=message.content)] if message.content else []
+    parts.extend(_image_part(image) for image in message.images or ())
     for call in message.tool_calls or ():
         parts.append(types.Part(function_call=types.FunctionCall(
             id=call.id, name=call.function.name, args=_as_object(call.function.arguments))))
     return parts
+
+
+def _image_part(image: ImagePart) -> types.Part:
+    """Inline bytes as `inline_data`; an https image as `file_data`, which Gemini fetches itself."""
+    if image.inline:
+        return types.Part(inline_data=types.Blob(mime_type=image.media_type, data=image.data))
+    return types.Part(file_data=types.FileData(file_uri=image.url, mime_type=image.media_type))
 
 
 def _as_object(text: str) -> dict[str, Any]:

@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import InvalidInputError, validation_fields
+from models.images import ImagePart, image_url_of
 from models.params import GenerationParams
 
 Role = Literal["system", "user", "assistant", "tool"]
 MAX_MESSAGES = 1000
 MAX_CONTENT = 10_000_000
+MAX_IMAGES = 100  # per message
 
 
 class FunctionCall(BaseModel):
@@ -40,28 +42,34 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
-    """One turn of a conversation: text, an assistant's tool calls, or a tool's answer to one of them."""
+    """One turn of a conversation: text (and, from a user, images), an assistant's tool calls, or a tool's answer
+    to one of them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
     content: str | None = Field(default=None, max_length=MAX_CONTENT)
+    images: tuple[ImagePart, ...] | None = Field(default=None, max_length=MAX_IMAGES)
     tool_calls: tuple[ToolCall, ...] | None = Field(default=None, max_length=128)
     tool_call_id: str | None = Field(default=None, min_length=1, max_length=200)
 
-    @field_validator("content", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _text_parts(cls, value: object) -> object:
-        """OpenAI's content parts: the text parts, joined; any other kind of part is refused by name."""
-        if not isinstance(value, list):
+    def _content_parts(cls, value: object) -> object:
+        """OpenAI's content parts: the text parts, joined, and the `image_url` parts as `images` (after the text,
+        whatever their place among the parts); any other kind of part is refused by name."""
+        if not isinstance(value, dict) or not isinstance(value.get("content"), list):
             return value
-        texts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise ValueError(f"only text content parts are supported, not {kind!r}")
-            texts.append(part["text"])
-        return "".join(texts)
+        texts, images = [], []
+        for part in value["content"]:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "image_url":
+                images.append({"url": image_url_of(part)})  # validated as `images.N.url`
+            else:
+                raise ValueError(f"only text and image_url content parts are supported, not {kind!r}")
+        return {**value, "content": "".join(texts), **({"images": images} if images else {})}
 
     @model_validator(mode="after")
     def _shape_of_the_role(self) -> Message:
@@ -73,6 +81,8 @@ class Message(BaseModel):
             raise ValueError("`tool_calls` belong to assistant messages")
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
             raise ValueError("`content` is required (an assistant turn may have `tool_calls` instead)")
+        if self.images and self.role != "user":
+            raise ValueError("images belong to user messages")
         return self
 
     @property
@@ -80,8 +90,11 @@ class Message(BaseModel):
         return self.content or ""
 
     def as_dict(self) -> dict[str, Any]:
-        """The chat-completions form: only the fields that are set."""
-        return self.model_dump(exclude_none=True)
+        """The chat-completions form: only the fields that are set; with images, the content as parts."""
+        shape = self.model_dump(exclude_none=True, exclude={"images"})
+        if self.images:
+            shape["content"] = [{"type": "text", "text": self.text}, *(image.as_part() for image in self.images)]
+        return shape
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,11 @@ class GenerationRequest:
     @property
     def temperature(self) -> float | None:
         return self.params.temperature
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        """Every image of the conversation, in order."""
+        return tuple(image for m in self.messages for image in m.images or ())
 
     @property
     def uses_tools(self) -> bool:

@@ -1,30 +1,22 @@
 """The models file (`MODELS_FILE`, default `models.yaml`): extra models declared as data, validated at start-up.
 
 An invalid file stops start-up with a `ModelsFileError` naming the file, the entry and the field.
-Keys never live in the file: `api_key_env` names the variable that holds one.
+Keys never live in the file: `api_key_env` names the variable that holds one. Each entry's `provider` decides its
+fields (`models.model_entries`).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import InvalidInputError
 from core.settings import Settings, SettingsError
-from models.cache.policy import CachePolicy
-from models.openai_compatible import (
-    DEFAULT_CONTEXT_WINDOW,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_OUTPUT_TOKENS,
-    DEFAULT_TIMEOUT,
-    OpenAICompatibleModel,
-)
-from models.openai_embeddings import OpenAICompatibleEmbeddingModel
-from models.params import MAX_TOKENS_LIMIT
-from models.pricing import ModelPricing
+from models.model_entries import ModelEntry
 from models.routing.group_config import GroupEntry, GroupProblem, register_groups
 
 if TYPE_CHECKING:
@@ -32,45 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
 
 class ModelsFileError(SettingsError):
     """The models file is unreadable or invalid; the message names the file, the entry and the field."""
-
-
-class ModelEntry(BaseModel):
-    """One declared model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=200)
-    provider: Literal["openai_compatible"]
-    kind: Literal["chat", "embeddings"] = "chat"  # an embedding model embeds and does not chat
-    base_url: str
-    model: str | None = Field(default=None, min_length=1)
-    api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
-    pricing: ModelPricing | None = None
-    aliases: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
-    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, ge=1, le=100_000_000)
-    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, le=MAX_TOKENS_LIMIT)
-    cache: CachePolicy | None = None  # the response cache for this model (off unless set, or CACHE_ENABLED)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8001/v1")
-        return value
-
-    @field_validator("aliases")
-    @classmethod
-    def _non_empty_aliases(cls, value: list[str]) -> list[str]:
-        if any(not alias.strip() for alias in value):
-            raise ValueError("aliases must be non-empty strings")
-        return value
 
 
 class ModelsFile(BaseModel):
@@ -100,39 +56,34 @@ def load_models_file(path: str | Path) -> ModelsFile:
     return declared
 
 
-def build_model(entry: ModelEntry, settings: Settings, pricing: ModelPricing | None = None) -> OpenAICompatibleModel:
-    """The model an entry declares, priced by `pricing` if given; its key is read from `api_key_env`."""
-    api_key = settings.env_value(entry.api_key_env) if entry.api_key_env else None
-    if entry.api_key_env and not api_key:
-        log.warning("Models file: %s is not set, so calls to %r will fail until it is", entry.api_key_env, entry.name)
-    model_class = OpenAICompatibleEmbeddingModel if entry.kind == "embeddings" else OpenAICompatibleModel
-    return model_class(
-        entry.name, base_url=entry.base_url, model=entry.model, api_key=api_key, api_key_env=entry.api_key_env,
-        pricing=pricing or entry.pricing, timeout=entry.timeout, max_attempts=entry.max_attempts,
-        stream_timeout=settings.stream_timeout,
-        context_window=entry.context_window, max_output_tokens=entry.max_output_tokens,
-    )
-
-
 def register_file_models(registry: ModelRegistry, settings: Settings) -> list[str]:
     """Register every model of `settings.models_file` with its aliases, then its groups (which may name any
     registered model); returns the names of both."""
     if not settings.models_file:
         return []
     declared = load_models_file(settings.models_file)
-    for entry in declared.models:
-        model = build_model(entry, settings, entry.pricing or registry.pricing.get(entry.name))
-        model.cache_policy = entry.cache
+    registered = []
+    for index, entry in enumerate(declared.models):
+        model = entry.build(settings, entry.price(registry.pricing))
+        if model is None:  # a Gemini model without its key, as the built-in ones
+            continue
+        try:
+            entry.configure(model)
+        except InvalidInputError as refused:
+            where = _entry("models", index, {"name": entry.name})
+            raise ModelsFileError(f"Invalid models file {settings.models_file}: " + "; ".join(
+                f"{where}: field 'defaults.{f['field']}': {f['reason']}" for f in refused.fields)) from None
         registry.register_model(model, aliases=entry.aliases)
+        registered.append(entry.name)
     try:
         register_groups(registry, declared.groups)
     except GroupProblem as problem:
         where = _entry("groups", problem.index, {"name": declared.groups[problem.index].name})
         raise ModelsFileError(f"Invalid models file {settings.models_file}: {where}: field '{problem.field}': "
                               f"{problem}") from None
-    log.info("Registered %d model(s) and %d group(s) from %s", len(declared.models), len(declared.groups),
+    log.info("Registered %d model(s) and %d group(s) from %s", len(registered), len(declared.groups),
              settings.models_file)
-    return [entry.name for entry in declared.models] + [group.name for group in declared.groups]
+    return registered + [group.name for group in declared.groups]
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -141,8 +92,11 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     for error in exc.errors():
         loc = error["loc"]
         if len(loc) >= 2 and loc[0] in ("models", "groups") and isinstance(loc[1], int):
-            where = _entry(str(loc[0]), loc[1], data[loc[0]][loc[1]])
-            field = ".".join(str(part) for part in loc[2:]) or "(entry)"
+            raw = data[loc[0]][loc[1]]
+            where = _entry(str(loc[0]), loc[1], raw)
+            # A model entry's errors are located under its provider (the union's tag); a tag error is the provider's.
+            fields = loc[3:] if len(loc) > 2 and isinstance(raw, dict) and loc[2] == raw.get("provider") else loc[2:]
+            field = "provider" if error["type"].startswith("union_tag_") else ".".join(map(str, fields)) or "(entry)"
         else:
             where, field = "top level", ".".join(str(part) for part in loc) or "(file)"
         problems.append(f"{where}: field '{field}': {error['msg']}")

@@ -51,7 +51,9 @@ class OpenAICompatibleModel(BaseModel):
     """A model behind a chat-completions endpoint; `name` is ours, `model` the upstream's id."""
 
     provider = "openai_compatible"
-    capabilities = Capabilities(streaming=True, system_prompt=True, thinking=False, token_counting=False)
+    # vision: the upstream decides; one that cannot see refuses the image itself (models.yaml can say `vision: false`)
+    capabilities = Capabilities(streaming=True, system_prompt=True, thinking=False, token_counting=False,
+                                vision=True)
     supported_params = SUPPORTED_PARAMS
 
     def __init__(
@@ -88,7 +90,7 @@ class OpenAICompatibleModel(BaseModel):
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"OpenAICompatibleModel(name={self.name!r}, model={self.upstream_model!r}, "
+        return (f"{type(self).__name__}(name={self.name!r}, model={self.upstream_model!r}, "
                 f"base_url={self.base_url!r}, timeout={self.timeout:g})")
 
     @property
@@ -102,9 +104,9 @@ class OpenAICompatibleModel(BaseModel):
                     from models.stream_deadline import StreamDeadline
 
                     deadline = StreamDeadline(self.stream_timeout, label=self.label, provider=self.provider)
-                    client = openai.OpenAI(api_key=self._api_key.get_secret_value() or PLACEHOLDER_KEY,
-                                           base_url=self.base_url, timeout=self.timeout, max_retries=0,
-                                           http_client=openai.DefaultHttpxClient(event_hooks={"response": [deadline]}))
+                    http_client = openai.DefaultHttpxClient(event_hooks={"response": [deadline]})
+                    client = self._new_client({"api_key": self._api_key.get_secret_value() or PLACEHOLDER_KEY,
+                                               "timeout": self.timeout, "max_retries": 0, "http_client": http_client})
                     # The SDK's platform telemetry headers (X-Stainless-OS, -Arch, -Runtime ...): no server
                     # needs them, and normalizing them costs ~40 us, about 8% of a call (measured).
                     telemetry = [name for name in client.default_headers if name.lower().startswith("x-stainless-")]
@@ -112,6 +114,13 @@ class OpenAICompatibleModel(BaseModel):
                     omitted = cast("dict[str, str]", dict.fromkeys(telemetry, openai.Omit()))
                     self._client = client.with_options(default_headers=omitted)
         return self._client
+
+    def _new_client(self, options: dict[str, Any]) -> openai.OpenAI:
+        """The SDK client with the shared `options` (key, timeout, no retries, HTTP client); a subclass for another
+        URL layout or auth (Azure OpenAI) overrides this one method."""
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, **options)
 
     @property
     def label(self) -> str:

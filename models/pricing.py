@@ -18,11 +18,14 @@ BUILTIN_PRICING_FILE = Path(__file__).resolve().parent / "pricing.json"
 
 
 class PriceTier(BaseModel):
+    """Prices of one tier; an unset cache read or cache write price is the input price."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
-    cached_input_per_million: float | None = Field(default=None, ge=0)
+    cached_input_per_million: float | None = Field(default=None, ge=0)  # prompt-cache reads
+    cache_write_per_million: float | None = Field(default=None, ge=0)  # prompt-cache writes (Anthropic bills them)
 
 
 class LongContextTier(PriceTier):
@@ -41,28 +44,36 @@ class ModelPricing(PriceTier):
             return self.long_context
         return self
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
-        """((input - cached) x input + cached x cached-input + output x output) / 1e6.
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0) -> float:
+        """((input - cached - written) x input + cached x cached-input + written x cache-write + output x output) / 1e6.
 
-        Cached tokens are part of the input count; thinking tokens are part of the output count.
+        Cached (cache-read) and cache-write tokens are parts of the input count, which also picks the tier;
+        thinking tokens are part of the output count.
         """
         tier = self.tier_for(input_tokens)
-        cached_price = tier.cached_input_per_million
-        if cached_price is None:
-            cached_price = tier.input_per_million
-        uncached = max(input_tokens - cached_tokens, 0)
+        uncached = max(input_tokens - cached_tokens - cache_write_tokens, 0)
         return (
             uncached * tier.input_per_million
-            + cached_tokens * cached_price
+            + cached_tokens * _or_input(tier.cached_input_per_million, tier)
+            + cache_write_tokens * _or_input(tier.cache_write_per_million, tier)
             + output_tokens * tier.output_per_million
         ) / 1_000_000
 
     def summary(self) -> dict[str, Any]:
-        return {
+        """The base tier's prices; the cache-write price only for models that have one."""
+        prices = {
             "input_per_million": self.input_per_million,
             "output_per_million": self.output_per_million,
             "cached_input_per_million": self.cached_input_per_million,
         }
+        if self.cache_write_per_million is not None:
+            prices["cache_write_per_million"] = self.cache_write_per_million
+        return prices
+
+
+def _or_input(price: float | None, tier: PriceTier) -> float:
+    """A cache price, or the tier's input price when it has none."""
+    return tier.input_per_million if price is None else price
 
 
 class PricingTable:

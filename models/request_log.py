@@ -52,12 +52,14 @@ request_log = Table(
     Column("stream", Boolean, nullable=False, default=False),
     Column("prompt", Text),
     Column("messages", JSON),
+    Column("images", JSON),  # each image sent: its type and inline size, or its https URL; never its bytes
     Column("tool_calls", JSON),
     Column("response", Text),
     Column("input_tokens", Integer),
     Column("output_tokens", Integer),
     Column("thinking_tokens", Integer),
     Column("cached_tokens", Integer),
+    Column("cache_write_tokens", Integer),  # prompt-cache writes, part of input_tokens (as cached_tokens are)
     Column("total_tokens", Integer),
     Column("latency", Float),
     Column("ttft", Float),
@@ -105,12 +107,14 @@ class RequestRecord:
     stream: bool = False
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
+    images: list[dict[str, Any]] | None = None
     tool_calls: list[dict[str, Any]] | None = None
     response: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     thinking_tokens: int | None = None
     cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
     total_tokens: int | None = None
     latency: float | None = None
     ttft: float | None = None

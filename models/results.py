@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 class Usage:
     """Token counts exactly as the provider reported them; providers fill this while they run.
 
-    `output_tokens` includes thinking tokens (they are billed as output); `cached_tokens` is part
-    of `input_tokens`. `cost` is set only by a model that prices its own calls (an original-style one);
+    `output_tokens` includes thinking tokens (they are billed as output); `cached_tokens` (prompt-cache reads) and
+    `cache_write_tokens` (prompt-cache writes, priced apart by providers that bill them) are parts of
+    `input_tokens`. `cost` is set only by a model that prices its own calls (an original-style one);
     otherwise the call path prices the tokens.
     """
 
@@ -20,6 +21,7 @@ class Usage:
     output_tokens: int | None = None
     thinking_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     total_tokens: int | None = None
     finish_reason: str | None = None
     cost: float | None = None
@@ -34,6 +36,7 @@ class Usage:
         thinking: int | None = None,
         cached: int | None = None,
         total: int | None = None,
+        cache_write: int | None = None,
     ) -> None:
         if input is not None:
             self.input_tokens = input
@@ -45,6 +48,8 @@ class Usage:
             self.cached_tokens = cached
         if total is not None:
             self.total_tokens = total
+        if cache_write is not None:
+            self.cache_write_tokens = cache_write
 
     @property
     def tokens(self) -> int | None:
@@ -90,6 +95,7 @@ class GenerationResult(FieldMapping):
     output_tokens: int | None = None
     thinking_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     tokens: int | None = None
     latency: float = 0.0
     ttft: float | None = None

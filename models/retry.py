@@ -110,4 +110,4 @@ def retry_call(
 def forget_usage(usage: Usage) -> None:
     """Drop the counts of a failed attempt before the next one, so only the answered attempt is recorded."""
     usage.input_tokens = usage.output_tokens = usage.total_tokens = usage.finish_reason = usage.tool_calls = None
-    usage.thinking_tokens = usage.cached_tokens = 0
+    usage.thinking_tokens = usage.cached_tokens = usage.cache_write_tokens = 0

@@ -7,6 +7,8 @@
   float32), base64-encoded when the body asks for `encoding_format: base64` (as the SDK does), else floats;
   `prompt_tokens` = the words of all inputs;
 - `GET /v1/models` lists the models it has answered for;
+- Azure OpenAI's layout answers the same: `POST /openai/deployments/{deployment}/chat/completions` (and
+  `/embeddings`) with the key in the `api-key` header instead of `Authorization: Bearer`;
 - errors are `{"error": {"message", "type", "param", "code"}}` with that HTTP status.
 
 Usage::
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from tests.wire_server import Fault, ScriptedServer, WireHandler, words
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
                404: "invalid_request_error", 408: "timeout", 429: "rate_limit_exceeded", 500: "server_error",
                502: "server_error", 503: "server_error", 504: "server_error"}
+AZURE_PATH = re.compile(r"^/openai/deployments/[^/]+(/chat/completions|/embeddings)$")
 
 
 @dataclass
@@ -77,6 +81,11 @@ class OpenAIWireServer(ScriptedServer[WireReply]):
 
     name = "openai-wire"
     path_prefix = "/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The server's root, as an Azure OpenAI resource endpoint (`https://<resource>.openai.azure.com`)."""
+        return self.base_url.removesuffix(self.path_prefix)
 
     def completions(self) -> list[dict[str, Any]]:
         """The recorded chat-completion request bodies, in order."""
@@ -127,13 +136,12 @@ class _Handler(WireHandler):
         except ValueError:
             return self.send_json(400, error_body(400, "We could not parse the JSON body of your request."))
         self.wire._record({"method": "POST", "path": self.path, "headers": dict(self.headers.items()), "json": body})
-        path = urlsplit(self.path).path
-        if path not in ("/v1/chat/completions", "/v1/embeddings"):
+        endpoint, token = self._endpoint_and_key(urlsplit(self.path).path)
+        if endpoint is None:
             return self.send_json(404, error_body(404, f"Unknown path {self.path}"))
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         if self.wire.api_key is not None and token != self.wire.api_key:
             return self.send_json(401, error_body(401, f"Incorrect API key provided: {token}.", "invalid_api_key"))
-        if path == "/v1/embeddings":
+        if endpoint == "/embeddings":
             return self._embeddings(body)
         messages = body.get("messages") or []
         last_user = next((str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
@@ -156,6 +164,16 @@ class _Handler(WireHandler):
                          "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason}],
             "usage": usage,
         }, fault=reply.fault)
+
+    def _endpoint_and_key(self, path: str) -> tuple[str | None, str]:
+        """The endpoint a path names (`/chat/completions` or `/embeddings`, None for any other path) in OpenAI's
+        layout or Azure's, and the key the request carries where that layout puts it."""
+        azure = AZURE_PATH.match(path)
+        if azure:
+            return azure.group(1), self.headers.get("api-key") or ""
+        if path in ("/v1/chat/completions", "/v1/embeddings"):
+            return path.removeprefix("/v1"), (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        return None, ""
 
     def _embeddings(self, body: dict[str, Any]) -> None:
         reply = self.wire._next_reply() or WireReply()

@@ -104,8 +104,10 @@ ENTRY = "  - name: broken\n    provider: openai_compatible\n    base_url: http:/
 @pytest.mark.parametrize(("second", "where", "field", "why"), [
     (ENTRY.replace("    base_url: http://127.0.0.1:8001/v1\n", ""), "models[1] (name 'broken')", "base_url",
      "Field required"),
-    (ENTRY.replace("openai_compatible", "anthropic"), "models[1] (name 'broken')", "provider",
-     "Input should be 'openai_compatible'"),
+    (ENTRY.replace("openai_compatible", "nope"), "models[1] (name 'broken')", "provider",
+     "does not match any of the expected tags: 'openai_compatible', 'azure_openai', 'anthropic', 'gemini', 'local'"),
+    (ENTRY.replace("    provider: openai_compatible\n", ""), "models[1] (name 'broken')", "provider",
+     "Unable to extract tag using discriminator 'provider'"),
     (ENTRY + "    pricing: {input_per_million: -1, output_per_million: 0.6}\n", "models[1] (name 'broken')",
      "pricing.input_per_million", "greater than or equal to 0"),
     (ENTRY + "    pricing: {input_per_million: cheap, output_per_million: 0.6}\n", "models[1] (name 'broken')",
@@ -196,3 +198,161 @@ def test_declared_model_answers_over_http_with_the_upstreams_usage_and_cost(tmp_
     listed = {d["name"]: d for d in client.get("/api/models").get_json()["details"]}
     assert listed["fast-upstream"]["aliases"] == ["fast"]
     assert listed["fast-upstream"]["provider"] == "openai_compatible"
+
+
+# --- providers: one entry class each, unknown keys refused -------------------------------------------
+
+def app_with(tmp_path, *entries: dict, **environ: str):
+    """An app whose models file declares `entries`; UPSTREAM_KEY holds the wire server's key."""
+    path = tmp_path / "models.yaml"
+    path.write_text(json.dumps({"models": list(entries)}))
+    return create_app(settings_for(tmp_path, str(path), UPSTREAM_KEY=KEY, **environ), {"TESTING": True})
+
+
+def load_one(tmp_path, entry: dict, **environ: str):
+    """The registry of an app whose models file declares `entry`."""
+    return services(app_with(tmp_path, entry, **environ)).registry
+
+
+def test_each_provider_loads_with_the_common_fields(tmp_path, server):
+    from models.azure_openai import AzureOpenAIModel
+    from models.gemini_model import GeminiModel
+    from models.local_model import LocalModel, default_model_path
+
+    common = {"display_name": "Shown", "aliases": [], "cache": {"ttl_s": 60}, "capabilities": {"streaming": False}}
+    entries = [
+        {"name": "compat", "provider": "openai_compatible", "base_url": server.base_url, **common},
+        {"name": "azure", "provider": "azure_openai", "base_url": "https://res.openai.azure.com", "deployment": "dep",
+         "api_version": "2024-10-21", "api_key_env": "AZ_KEY", **common},
+        {"name": "gemini-2.5-flash", "provider": "gemini", "model": "gemini-2.5-flash", **common},
+        {"name": "tiny", "provider": "local", "path": default_model_path(), "n_ctx": 1024, **common},
+    ]
+    path = tmp_path / "models.yaml"
+    path.write_text(json.dumps({"models": entries}))
+    registry = services(create_app(settings_for(tmp_path, str(path), AZ_KEY="k", GEMINI_API_KEY="g"))).registry
+    models = {name: registry.get_model(name) for name in ("compat", "azure", "gemini-2.5-flash", "tiny")}
+    assert [type(m) for m in models.values()] == [OpenAICompatibleModel, AzureOpenAIModel, GeminiModel, LocalModel]
+    azure = models["azure"]
+    assert (azure.deployment, azure.api_version, azure.upstream_model, azure.provider) == (
+        "dep", "2024-10-21", "dep", "azure_openai")
+    assert (models["tiny"].model_path, models["tiny"].context_window) == (default_model_path(), 1024)
+    for model in models.values():
+        described = model.describe()
+        assert described["display_name"] == "Shown" and described["capabilities"]["streaming"] is False
+        assert model.cache_policy.ttl_s == 60
+
+
+def test_an_anthropic_entry_builds_the_anthropic_model(tmp_path):
+    anthropic_model = pytest.importorskip("models.anthropic_model")
+    registry = load_one(tmp_path, {"name": "claude", "provider": "anthropic", "model": "claude-haiku-4-5",
+                                   "base_url": "http://127.0.0.1:9", "timeout": 5, "max_attempts": 2},
+                        ANTHROPIC_API_KEY="sk-ant")
+    model = registry.get_model("claude")
+    assert isinstance(model, anthropic_model.AnthropicModel)
+    assert (model.name, model.upstream_model, model.base_url, model.api_key_env, model.timeout) == (
+        "claude", "claude-haiku-4-5", "http://127.0.0.1:9", "ANTHROPIC_API_KEY", 5.0)
+    assert model.pricing == registry.pricing.get("claude-haiku-4-5")  # priced by its upstream id
+    assert "sk-ant" not in repr(model)
+
+
+def test_a_gemini_entry_without_its_key_is_left_out_like_the_built_in_ones(tmp_path, caplog):
+    registry = load_one(tmp_path, {"name": "gemini-2.5-flash", "provider": "gemini", "api_key_env": "MY_GEMINI"})
+    assert registry.get_model("gemini-2.5-flash") is None
+    assert "MY_GEMINI is not set" in caplog.text
+
+
+AZURE = "  - name: az\n    provider: azure_openai\n    base_url: https://res.openai.azure.com\n" \
+        "    deployment: dep\n    api_version: '2024-10-21'\n    api_key_env: AZ_KEY\n"
+
+
+@pytest.mark.parametrize(("entry", "field", "why"), [
+    (AZURE.replace("deployment:", "deploymnet:"), "deploymnet", "Extra inputs are not permitted"),
+    (AZURE.replace("    deployment: dep\n", ""), "deployment", "Field required"),
+    (AZURE.replace("    api_version: '2024-10-21'\n", ""), "api_version", "Field required"),
+    (AZURE.replace("    api_key_env: AZ_KEY\n", ""), "api_key_env", "Field required"),
+    (AZURE.replace("base_url: https://res.openai.azure.com", "base_url: res"), "base_url", "http:// or https://"),
+    (AZURE + "    kind: embeddings\n", "kind", "Extra inputs are not permitted"),
+    (ENTRY + "    display_nmae: Fast\n", "display_nmae", "Extra inputs are not permitted"),
+    (ENTRY + "    defaults: {max_tokens: 0}\n", "defaults.max_tokens", "greater than or equal to 1"),
+    (ENTRY + "    defaults: {temprature: 0.2}\n", "defaults.temprature", "Extra inputs are not permitted"),
+    (ENTRY + "    capabilities: {hearing: true}\n", "capabilities", "unknown capabilities hearing; known:"),
+    ("  - name: g\n    provider: gemini\n    model: gemini-2.5-pro\n", "model", "called by its name"),
+    ("  - name: l\n    provider: local\n    path: /nowhere.gguf\n", "path", "no such file: /nowhere.gguf"),
+])
+def test_entries_refuse_unknown_and_missing_keys_naming_entry_and_key(tmp_path, entry, field, why):
+    path = write(tmp_path, "models:\n" + entry)
+    with pytest.raises(ModelsFileError) as caught:
+        load_models_file(path)
+    message = str(caught.value)
+    assert f"models[0] (name '{entry.split()[2]}'): field '{field}'" in message and why in message, message
+
+
+# --- per-model defaults --------------------------------------------------------------------------------
+
+DEFAULTS = {"name": "house", "provider": "openai_compatible", "model": "fake-gpt", "api_key_env": "UPSTREAM_KEY",
+            "defaults": {"max_tokens": 64, "temperature": 0.2, "system": "Answer in French."}}
+
+
+def test_defaults_are_sent_when_a_call_leaves_them_unset_and_the_call_wins(tmp_path, server):
+    registry = load_one(tmp_path, {**DEFAULTS, "base_url": server.base_url})
+    model = registry.get_model("house")
+    model.generate("hi")
+    model.generate("hi", max_tokens=5, system="Be brief.")
+    model.generate(messages=[{"role": "system", "content": "Own system."}, {"role": "user", "content": "hi"}],
+                   temperature=1.0)
+    first, second, third = server.completions()
+    assert (first["max_tokens"], first["temperature"], first["messages"]) == (
+        64, 0.2, [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "hi"}])
+    assert (second["max_tokens"], second["temperature"], second["messages"][0]) == (
+        5, 0.2, {"role": "system", "content": "Be brief."})
+    assert (third["max_tokens"], third["temperature"], [m["content"] for m in third["messages"]]) == (
+        64, 1.0, ["Own system.", "hi"])
+
+
+def test_defaults_apply_over_http_too(tmp_path, server):
+    client = app_with(tmp_path, {**DEFAULTS, "base_url": server.base_url}).test_client()
+    client.post("/v1/chat/completions", json={"model": "house", "messages": [{"role": "user", "content": "hi"}]})
+    [sent] = server.completions()
+    assert (sent["max_tokens"], sent["temperature"], sent["messages"][0]["content"]) == (64, 0.2, "Answer in French.")
+
+
+@pytest.mark.parametrize(("defaults", "field", "why"), [
+    ({"max_tokens": 40_000}, "defaults.max_tokens", "house generates at most 32768 tokens; 40000 were asked"),
+    ({"top_k": 5}, "defaults.top_k", "not supported by house (openai_compatible)"),
+])
+def test_defaults_the_model_cannot_honour_stop_start_up(tmp_path, defaults, field, why):
+    path = tmp_path / "models.yaml"
+    path.write_text(json.dumps({"models": [{**DEFAULTS, "base_url": "http://127.0.0.1:9/v1", "defaults": defaults}]}))
+    with pytest.raises(ModelsFileError) as caught:
+        create_app(settings_for(tmp_path, str(path)))
+    assert f"models[0] (name 'house'): field '{field}': {why}" in str(caught.value)
+
+
+def test_display_name_is_listed_by_get_api_models(tmp_path, server):
+    client = app_with(tmp_path, {"name": "shown", "provider": "openai_compatible", "base_url": server.base_url,
+                                 "display_name": "House GPT"},
+                      {"name": "plain", "provider": "openai_compatible", "base_url": server.base_url}).test_client()
+    listed = {d["name"]: d["display_name"] for d in client.get("/api/models").get_json()["details"]}
+    assert (listed["shown"], listed["plain"]) == ("House GPT", "plain")
+
+
+# --- prices from the pricing table ----------------------------------------------------------------------
+
+def test_an_entry_without_prices_is_priced_by_its_upstream_model_then_its_name(tmp_path, server):
+    base = {"provider": "openai_compatible", "base_url": server.base_url, "api_key_env": "UPSTREAM_KEY"}
+    client = app_with(tmp_path, {"name": "mini", "model": "gpt-4o-mini", **base},  # the upstream id is priced
+                      {"name": "gpt-4.1", "model": "my-finetune", **base},  # only the name is
+                      {"name": "mystery", "model": "unknown-upstream", **base},  # neither: unpriced, as before
+                      ).test_client()
+    registry = services(client.application).registry
+    assert registry.get_model("mini").pricing.summary() == {
+        "input_per_million": 0.15, "output_per_million": 0.6, "cached_input_per_million": 0.075}
+    assert registry.get_model("mini").pricing.source == "https://openai.com/api/pricing"
+    assert registry.get_model("gpt-4.1").pricing.input_per_million == 2.0
+    assert registry.get_model("mystery").pricing is None
+    server.enqueue(WireReply(text="a", prompt_tokens=1000, completion_tokens=100),
+                   WireReply(text="b", prompt_tokens=1000, completion_tokens=100))
+    priced = client.post("/api/generate", json={"prompt": "hi", "model": "mini"}).get_json()
+    unpriced = client.post("/api/generate", json={"prompt": "hi", "model": "mystery"}).get_json()
+    assert priced["cost"] == pytest.approx((1000 * 0.15 + 100 * 0.6) / 1e6)
+    assert unpriced["status"] == "success" and unpriced["cost"] is None

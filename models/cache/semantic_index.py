@@ -68,7 +68,7 @@ class _Partition:
     def extend(self, rows: Sequence[Any]) -> None:
         if not rows:
             return
-        new = np.stack([np.frombuffer(row.vector, dtype=np.float32) for row in rows])
+        new = np.frombuffer(b"".join(row.vector for row in rows), dtype=np.float32).reshape(len(rows), -1)
         size, needed = len(self.keys), len(self.keys) + len(rows)
         if needed > len(self.vectors):
             capacity = max(needed, 2 * len(self.vectors), 16)

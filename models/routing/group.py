@@ -208,8 +208,12 @@ class ModelGroup(BaseModel):
     # --- what a group is, for callers that inspect a model ----------------------------------------------------------
 
     def check_context(self, request: GenerationRequest) -> None:
-        """Refused only when no member's window fits (the largest one says why)."""
-        max(self.members(), key=lambda model: model.context_window).check_context(request)
+        """Refused only when no member's window fits (the largest one says why), or, with images, no member
+        sees them."""
+        members = self.members()
+        if request.images:
+            members = [model for model in members if model.capabilities.vision] or members
+        max(members, key=lambda model: model.context_window).check_context(request)
 
     def count_tokens(self, text: str) -> int:
         return self.deployments[0].model.count_tokens(text)
@@ -259,12 +263,14 @@ def _accepts(model: BaseModel, params: GenerationParams) -> bool:
 
 
 def _fits_chat(request: GenerationRequest) -> Callable[[BaseModel], bool]:
-    """Whether a model can take this conversation: it chats, honours its parameters and tools, and its window holds
-    the prompt (so a long prompt goes to a deployment with a larger window)."""
+    """Whether a model can take this conversation: it chats, honours its parameters, tools and images, and its
+    window holds the prompt (so a long prompt goes to a deployment with a larger window)."""
     def fits(model: BaseModel) -> bool:
         if not model.capabilities.chat or not _accepts(model, request.params):
             return False
         if request.uses_tools and "tools" not in model.supported_params:
+            return False
+        if request.images and not model.capabilities.vision:
             return False
         try:
             model.check_context(request)
