@@ -23,16 +23,21 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
+    exists,
     false,
     func,
+    literal,
+    literal_column,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from models import rollups
 from storage.clock import utcnow
-from storage.database import ID_TYPE, metadata, read, write
+from storage.database import ID_TYPE, is_sqlite, metadata, read, write
 from storage.group_commit import GroupCommit
 
 request_log = Table(
@@ -174,17 +179,46 @@ class RequestLogRepository:
         api_key_id: str | None = None,
         operation: str | None = None,
         client_request_id: str | None = None,
+        tag: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: int | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first, optionally filtered (by `api_key_id`: one tenant's calls; by `client_request_id`: the
-        attempts a group made for one client request)."""
-        query = select(request_log).order_by(request_log.c.id.desc()).limit(limit)
+        attempts a group made for one client request; by `since`/`until`: `[since, until)` on `created_at`).
+
+        `before` is a cursor: the `id` of the last row of the previous page. Rows come in (`created_at`, `id`) order,
+        which every `(column, created_at)` index serves as it is, so a filtered page, first or later, reads only
+        its own rows however long the log is (ordering by `id` alone made SQLite sort every row of a model).
+        """
+        log = request_log.c
+        query = select(request_log).order_by(log.created_at.desc(), log.id.desc()).limit(limit)
         filters = {"model": model, "status": status, "source": source, "user_id": user_id, "api_key_id": api_key_id,
                    "operation": operation, "client_request_id": client_request_id}
         for column, value in filters.items():
             if value is not None:
-                query = query.where(request_log.c[column] == value)
+                query = query.where(log[column] == value)
+        bounds = [log.created_at >= since if since else None, log.created_at < until if until else None,
+                  _before(before) if before is not None else None]
+        query = query.where(*(bound for bound in bounds if bound is not None))
         with read(self.engine) as conn:
+            if tag is not None:
+                elements = tag_elements(conn).table_valued("value").alias("tag")
+                query = query.where(exists(select(literal(1)).select_from(elements).where(elements.c.value == tag)))
             return [_row_dict(row) for row in conn.execute(query).mappings()]
+
+    def served_by_group(self, since: datetime) -> dict[str, dict[str, int]]:
+        """Successful attempts per group and deployment since `since`: how a group actually split its traffic.
+        The rollups are keyed by model, not group, so this reads the log (bounded by the `created_at` index)."""
+        log = request_log.c
+        query = (select(log.route_group, log.model, func.count().label("served"))
+                 .where(log.created_at >= since, log.route_group.is_not(None), log.status == "success")
+                 .group_by(log.route_group, log.model))
+        served: dict[str, dict[str, int]] = {}
+        with read(self.engine) as conn:
+            for row in conn.execute(query):
+                served.setdefault(row.route_group, {})[row.model] = int(row.served)
+        return served
 
     def count(self, **filters: Any) -> int:
         query = select(func.count()).select_from(request_log)
@@ -192,6 +226,16 @@ class RequestLogRepository:
             query = query.where(request_log.c[column] == value)
         with read(self.engine) as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def tag_elements(conn: Connection) -> Any:
+    """The elements of each row's tags array (a table-valued function to join or correlate); `null` or non-array
+    tags give none."""
+    tags = request_log.c.tags
+    if is_sqlite(conn):
+        return func.json_each(case((func.json_type(tags) == "array", tags), else_=literal("[]")))
+    return func.json_array_elements_text(case((func.json_typeof(tags) == "array", tags),
+                                              else_=literal_column("'[]'::json")))
 
 
 def insert_records(conn: Connection, records: Sequence[RequestRecord]) -> None:
@@ -205,6 +249,12 @@ def _one_rows_fault(exc: Exception) -> bool:
     """A constraint violation or a bad value is one row's fault; a database error (lost connection,
     lock timeout) is not, and retrying the batch row by row would only repeat it."""
     return isinstance(exc, (IntegrityError, DataError)) or not isinstance(exc, DBAPIError)
+
+
+def _before(row_id: int) -> Any:
+    """Rows after `row_id`'s in the log's newest-first order: a row-value comparison that indexes serve."""
+    created_at = select(request_log.c.created_at).where(request_log.c.id == row_id).scalar_subquery()
+    return tuple_(request_log.c.created_at, request_log.c.id) < tuple_(created_at, row_id)
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

@@ -83,10 +83,13 @@ class ModelHealthService:
     def _recent(self, since: datetime) -> dict[str, Figures]:
         log = request_log.c
         errors = func.sum(case((log.error_type.in_(PROVIDER_FAILURE_CODES), 1), else_=0))
-        query = (select(log.model, func.count().label("calls"), errors.label("errors"),
+        # Grouped by an expression, not the column: SQLite would otherwise walk the whole (model, created_at)
+        # index to group without sorting (180 ms at 1M rows) instead of reading the recent rows by `created_at`.
+        model = log.model.concat("").label("model")
+        query = (select(model, func.count().label("calls"), errors.label("errors"),
                         func.avg(log.latency).label("latency"))
                  .where(log.created_at >= since, log.status.in_(("success", "error")))
-                 .group_by(log.model))
+                 .group_by(model))
         with read(self.engine) as conn:
             rows = list(conn.execute(query))
         # PostgreSQL sums integers as numeric (Decimal): figures are floats from here on.

@@ -9,9 +9,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, delete, func, literal, literal_column, select, text, true
+from sqlalchemy import Connection, Engine, case, delete, func, literal, select, text, true
 
-from models.request_log import request_log
+from models.request_log import request_log, tag_elements
 from models.rollups import (
     LATENCY_BOUNDS,
     LATENCY_COLUMNS,
@@ -104,7 +104,7 @@ def _rebuild_usage(conn: Connection, hour: Any, scope: list[Any]) -> None:
         per_key = (select(hour.label("hour"), column.label("key"), *sums)
                    .where(*scope, column.is_not(None), column != "").group_by(hour, column))
         rows += [{**row, "dimension": dimension} for row in conn.execute(per_key).mappings()]
-    tag = _tag_elements(conn).table_valued("value").alias("tag")
+    tag = tag_elements(conn).table_valued("value").alias("tag")
     per_row = (select(c.id, hour.label("hour"), tag.c.value.label("key"), c.total_tokens, c.cost)
                .select_from(request_log).join(tag, true()).where(*scope, tag.c.value.is_not(None))
                .distinct().subquery())
@@ -118,15 +118,6 @@ def _rebuild_usage(conn: Connection, hour: Any, scope: list[Any]) -> None:
         merged[(_as_datetime(row["hour"]), row["dimension"], str(row["key"]))] = {
             "requests": row["requests"], "tokens": row["tokens"], "cost": row["cost"]}
     _bulk(conn, rollup_usage, [{"hour": h, "dimension": d, "key": k, **v} for (h, d, k), v in merged.items()])
-
-
-def _tag_elements(conn: Connection) -> Any:
-    """The elements of each row's tags array; `null` or non-array tags give none."""
-    if is_sqlite(conn):
-        tags = case((func.json_type(c.tags) == "array", c.tags), else_=literal("[]"))
-        return func.json_each(tags)
-    tags = case((func.json_typeof(c.tags) == "array", c.tags), else_=literal_column("'[]'::json"))
-    return func.json_array_elements_text(tags)
 
 
 def _as_datetime(value: Any) -> datetime:
