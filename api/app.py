@@ -19,6 +19,7 @@ from api.auth import Authenticator, register_auth
 from api.chunked_body import register_chunked_body_limit
 from api.cli import register_cli
 from api.comparison_cli import register_comparison_cli
+from api.dashboard import register_dashboard
 from api.errors import register_error_handlers
 from api.health import SERVICE_NAME, VERSION
 from api.input_guard import register_input_guard
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     register_cli(app)
     register_comparison_cli(app)
     _register_blueprints(app)
+    register_dashboard(app, settings)
     return app
 
 
@@ -64,6 +66,7 @@ def _register_blueprints(app: OpenAPI) -> None:
         budgets,
         cache,
         comparison,
+        costs,
         docs,
         experiments,
         gateway,
@@ -76,7 +79,7 @@ def _register_blueprints(app: OpenAPI) -> None:
     )
 
     for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
-                   budgets, keys, cache):
+                   budgets, keys, cache, costs):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

@@ -56,12 +56,9 @@ class Authenticator:
         if not self.protects(request.path):
             return
         presented = _presented_key()
-        identity = None
-        if presented is not None:
-            digest = hash_key(presented)
-            identity = self._bootstrap.get(digest) or self.store.active_for(digest)
+        identity = self.identify(presented) if presented is not None else None
         if identity is None:
-            if not (self._bootstrap or self.store.any_exists()):
+            if not self.keys_required():
                 return
             if presented is None:
                 raise ApiError(401, "unauthorized", "An API key is required: send 'Authorization: Bearer <key>' "
@@ -75,6 +72,16 @@ class Authenticator:
         g.api_key_tags = identity.policy.tags
 
 
+    def identify(self, presented: str) -> KeyIdentity | None:
+        """The active key `presented` is (bootstrap or managed), if any."""
+        digest = hash_key(presented)
+        return self._bootstrap.get(digest) or self.store.active_for(digest)
+
+    def keys_required(self) -> bool:
+        """Whether any key exists: until one does, the service is open."""
+        return bool(self._bootstrap) or self.store.any_exists()
+
+
 def _presented_key() -> str | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
@@ -82,5 +89,9 @@ def _presented_key() -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
+AUTHENTICATOR_KEY = "ai_model_manager.authenticator"
+
+
 def register_auth(app: Flask, authenticator: Authenticator) -> None:
+    app.extensions[AUTHENTICATOR_KEY] = authenticator  # the dashboard signs in with the same keys
     app.before_request(authenticator.check)

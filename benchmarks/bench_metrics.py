@@ -80,16 +80,17 @@ def _insert(conn, batch: list[tuple]) -> None:
         conn.execute(request_log.insert(), rows)
 
 
-def time_endpoints(urls: list[str], repeats: int) -> dict[str, dict[str, float]]:
-    """Median milliseconds per database and endpoint; calls alternate between databases, so load hits both alike."""
+def time_endpoints(urls: list[str], repeats: int,
+                   paths: tuple[str, ...] = ENDPOINTS) -> dict[str, dict[str, float]]:
+    """Median milliseconds per database and path; calls alternate between databases, so load hits both alike."""
     clients = {}
     for url in urls:
         overrides = {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}  # no access-log line per timed request
         settings = Settings.from_env(environ={}, env_file=None, overrides=overrides)
         clients[url] = create_app(settings).test_client()
-    samples: dict[str, dict[str, list[float]]] = {url: {path: [] for path in ENDPOINTS} for url in urls}
+    samples: dict[str, dict[str, list[float]]] = {url: {path: [] for path in paths} for url in urls}
     for attempt in range(repeats + 2):
-        for path in ENDPOINTS:
+        for path in paths:
             for url, client in clients.items():
                 started = time.perf_counter()
                 response = client.get(path)

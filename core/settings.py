@@ -47,6 +47,7 @@ ENV_VARS: dict[str, str] = {
     "RETENTION_DAYS": "retention_days",
     "MAX_CONTENT_LENGTH": "max_content_length",
     "API_KEYS": "api_keys",
+    "SECRET_KEY": "secret_key",
     "METRICS_REQUIRE_KEY": "metrics_require_key",
     "RATE_LIMIT": "rate_limit",
     "RATE_LIMIT_STORAGE_URL": "rate_limit_storage_url",
@@ -105,6 +106,8 @@ class Settings(BaseModel):
     retention_days: int | None = Field(default=None, ge=1)
     max_content_length: int = Field(default=1024 * 1024, ge=1024)
     api_keys: SecretStr | None = None
+    # Signs the dashboard's session cookies; unset, a random secret the database keeps for every worker.
+    secret_key: SecretStr | None = None
     metrics_require_key: bool = False
     rate_limit: str | None = None
     rate_limit_storage_url: str | None = None
