@@ -19,12 +19,18 @@ $(EMBEDDINGS_STAMP): requirements-embeddings.txt $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-embeddings.txt
 	@touch $(EMBEDDINGS_STAMP)
 
+# The optional LangChain interop (langchain-core) for models/langchain_chat.py's tests; the service runs without.
+LANGCHAIN_STAMP := $(VENV)/.langchain-installed
+$(LANGCHAIN_STAMP): requirements-langchain.txt $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-langchain.txt
+	@touch $(LANGCHAIN_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) api/app.py
 
-test: $(STAMP) $(EMBEDDINGS_STAMP)
+test: $(STAMP) $(EMBEDDINGS_STAMP) $(LANGCHAIN_STAMP)
 	$(PY) tests.py
 
 lint: $(STAMP)
