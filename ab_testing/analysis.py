@@ -51,6 +51,7 @@ def summarize_variant(
         "n": n, "successes": successes,
         "conversion": {"rate": successes / n if n else None, "ci": _pair(interval)},
         "rating": mean_summary(results["rating"]),
+        **({"prompt_ref": variant["prompt_ref"]} if variant.get("prompt_ref") else {}),
     }
     metric_sums = aggregates["metrics"].get(name, {})
     for metric in (m for m in metrics if m not in ("conversion", "rating")):

@@ -7,15 +7,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer, field_validator, model_validator
 
 from models.params import PromptParams
+from models.prompts.spec import PromptTarget
 
 METRIC_NAME = r"^[a-z][a-z0-9_]{0,99}$"
 VARIANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 # Keys of a variant summary, which a custom metric name must not shadow.
-RESERVED_METRICS = frozenset({"n", "successes", "name", "model", "weight", "params", "is_control", "conversion"})
+RESERVED_METRICS = frozenset({"n", "successes", "name", "model", "weight", "params", "is_control", "conversion",
+                              "prompt_ref"})
 
 
 class VariantSpec(BaseModel):
-    """One arm: a model and the generation params (system prompt, temperature, ...) it is called with."""
+    """One arm: a model and the generation params (system prompt, temperature, ...) it is called with, and
+    optionally a registry prompt version (or label) that a call routed here renders with the call's variables."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,11 +27,16 @@ class VariantSpec(BaseModel):
     weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     params: PromptParams = Field(default_factory=PromptParams,
                                  description="The system prompt and generation parameters of this arm")
+    prompt_ref: PromptTarget | None = Field(default=None, description="{name, version | label}: the prompt to render")
 
     @field_serializer("params")
     def _params_as_given(self, params: PromptParams) -> dict[str, Any]:
         """Stored and shown as set: `{"system": ..., "max_tokens": 16}`."""
         return params.given()
+
+    @field_serializer("prompt_ref")
+    def _prompt_as_given(self, prompt_ref: PromptTarget | None) -> dict[str, Any] | None:
+        return prompt_ref.model_dump(exclude_none=True) if prompt_ref is not None else None
 
 
 MAX_COUNT = 10**12  # sample-size settings stay far inside a 64-bit database integer

@@ -261,7 +261,8 @@ def _experiment_dict(row: Mapping[Any, Any], variants: Iterable[Mapping[Any, Any
         if isinstance(data.get(key), datetime):
             data[key] = data[key].isoformat() + "Z"
     data["variants"] = [
-        {"name": v["name"], "model": v["model"], "weight": v["weight"], "params": v["params"] or {}}
+        {"name": v["name"], "model": v["model"], "weight": v["weight"], "params": v["params"] or {},
+         **({"prompt_ref": v["prompt_ref"]} if v["prompt_ref"] else {})}
         for v in variants
     ]
     return data

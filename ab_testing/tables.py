@@ -52,6 +52,7 @@ experiment_variants = Table(
     Column("model", String(200), nullable=False),
     Column("weight", Float, nullable=False),
     Column("params", JSON),
+    Column("prompt_ref", JSON),  # {name, version | label}: a registry prompt this variant renders
     UniqueConstraint("experiment_id", "name", name="uq_experiment_variants_name"),
 )
 

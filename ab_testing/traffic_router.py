@@ -15,6 +15,8 @@ from models.call_path import new_request_id
 from models.errors import CallRefusedError
 from models.messages import GenerationRequest, Message
 from models.params import CallContext, GenerationParams, PromptParams, Source
+from models.prompts.registry import PromptRegistry
+from models.prompts.spec import PromptRef
 from models.results import GenerationResult
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class TrafficRouter:
             experiments = ExperimentManager(registry=model_registry)
         self.experiments = experiments
         self.model_registry = model_registry or experiments.registry
+        self.prompts = PromptRegistry(experiments.engine)
 
     def route_request(self, user_id: str, variant_a_model: str, variant_b_model: str,
                       split: float = 50) -> tuple[str, BaseModel | None]:
@@ -89,10 +92,14 @@ class TrafficRouter:
         return {"experiment_id": experiment_id, "variant": served.variant, "in_experiment": served.in_experiment,
                 **_result_fields(result)}
 
-    def start(self, experiment_id: int, user_id: str, request: GenerationRequest,
-              context: CallContext) -> ServedCall:
+    def start(self, experiment_id: int, user_id: str, request: GenerationRequest, context: CallContext,
+              prompt_ref: PromptRef | None = None) -> ServedCall:
         """Start `request` on the user's variant: its model, and its system prompt and parameters over the
-        request's own. Consume the stream (or read `finish()`); the exposure is recorded when it ends."""
+        request's own. Consume the stream (or read `finish()`); the exposure is recorded when it ends.
+
+        The conversation is `prompt_ref` rendered, when given; a variant with its own prompt renders that version
+        instead, with `prompt_ref`'s variables, so the variants of an experiment can be prompt versions.
+        """
         experiment, variant_name = self._assign(experiment_id, user_id)
         served = variant_name or experiment["control"]
         variant = next(v for v in experiment["variants"] if v["name"] == served)
@@ -100,6 +107,9 @@ class TrafficRouter:
         request_id = context.request_id or new_request_id()
         tagged = context.model_copy(update={"request_id": request_id}).with_tags(
             f"experiment:{experiment_id}", f"variant:{served}")
+        prompt = _variant_prompt(variant, prompt_ref)
+        if prompt is not None:
+            request, tagged = self.prompts.apply(prompt, request, tagged)
         stream = model.run(_with_variant(request, PromptParams.model_validate(variant["params"])), tagged)
         return ServedCall(model.name, request_id, stream, self.experiments.store, experiment_id, variant_name, user_id)
 
@@ -163,6 +173,13 @@ def _with_variant(request: GenerationRequest, variant: PromptParams) -> Generati
         messages = (Message(role="system", content=variant.system), *(m for m in messages if m.role != "system"))
     params = GenerationParams.model_validate({**request.params.given(), **variant.only_generation().given()})
     return replace(request, messages=messages, params=params)
+
+
+def _variant_prompt(variant: dict[str, Any], prompt_ref: PromptRef | None) -> PromptRef | None:
+    """What the call renders on this variant: the variant's prompt with the call's variables, or the call's own."""
+    if not variant.get("prompt_ref"):
+        return prompt_ref
+    return PromptRef(**variant["prompt_ref"], variables=prompt_ref.variables if prompt_ref is not None else {})
 
 
 def _route(user_id: str, variant_a_model: str, variant_b_model: str, split: float) -> tuple[str, str]:

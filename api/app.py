@@ -74,12 +74,14 @@ def _register_blueprints(app: OpenAPI) -> None:
         generate,
         health,
         keys,
+        model_versions,
         monitoring,
+        prompts,
         workflows,
     )
 
     for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
-                   budgets, keys, cache, costs):
+                   budgets, keys, cache, costs, prompts, model_versions):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from api.openapi import OpenApiConfigDict
 from models.messages import MAX_MESSAGES, Message
 from models.params import GenerationParams, MaxTokens, UserId
+from models.prompts.spec import PromptRef
 from models.results import GenerationResult
 
 EXPERIMENT_PREFIX = "experiment:"
@@ -30,13 +31,18 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(GenerationParams):
-    """`POST /v1/chat/completions`; `model` may also be `experiment:<name>`."""
+    """`POST /v1/chat/completions`; `model` may also be `experiment:<name>`.
+
+    Our extension: `prompt_ref` (a registry prompt version and its variables) instead of `messages`; the OpenAI
+    SDK sends it with `extra_body={"prompt_ref": {...}}`.
+    """
 
     model_config = OpenApiConfigDict(extra="forbid", openapi_extra={"example": {
         "model": "local", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16}})
 
     model: str = Field(min_length=1, max_length=300)
-    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    messages: list[Message] | None = Field(default=None, min_length=1, max_length=MAX_MESSAGES)
+    prompt_ref: PromptRef | None = None
     max_completion_tokens: MaxTokens | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -59,6 +65,12 @@ class ChatCompletionRequest(GenerationParams):
                 isinstance(tags, list) and all(isinstance(tag, str) for tag in tags))):
             raise ValueError("`tags` must be a string of comma-separated tags or a list of strings")
         return metadata
+
+    @model_validator(mode="after")
+    def _messages_or_prompt_ref(self) -> ChatCompletionRequest:
+        if (self.messages is None) == (self.prompt_ref is None):
+            raise ValueError("give exactly one of `messages` or `prompt_ref`")
+        return self
 
     @model_validator(mode="after")
     def _one_name_for_max_tokens(self) -> ChatCompletionRequest:

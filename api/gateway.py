@@ -53,9 +53,12 @@ def list_models() -> Response:
 @bp.post("/chat/completions", responses={200: json_object("A chat.completion object, or chat.completion.chunk "
                                                           "server-sent events with `stream: true`")})
 def chat_completions(body: ChatCompletionRequest) -> Response:
-    """Chat completions in OpenAI's schema; `model` may be a model, an alias or `experiment:<name>`."""
+    """Chat completions in OpenAI's schema; `model` may be a model, an alias or `experiment:<name>`.
+
+    `prompt_ref` (our extension, `extra_body` in the OpenAI SDK) names a registry prompt instead of `messages`.
+    """
     context = _context(body)
-    call = _start(body, GenerationRequest(tuple(body.messages), body.only_generation(), body.stream), context)
+    call = _start(body, GenerationRequest(tuple(body.messages or ()), body.only_generation(), body.stream), context)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return _stream_response(call, include_usage=include_usage)
@@ -84,9 +87,11 @@ def cache_mode(cache_control: str) -> CacheMode | None:
 
 
 def _start(body: ChatCompletionRequest, request: GenerationRequest, context: CallContext) -> ServedCall:
-    """The call on its model, or on the user's variant of `experiment:<name>`."""
+    """The call on its model, or on the user's variant of `experiment:<name>` (which renders `prompt_ref`)."""
     if body.experiment is None:
         model = services().registry.require_model(body.model)
+        if body.prompt_ref is not None:
+            request, context = services().prompts.apply(body.prompt_ref, request, context)
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         return ServedCall.plain(model.name, context.request_id or "", model.run(request, context))
     router = services().traffic_router
@@ -94,7 +99,7 @@ def _start(body: ChatCompletionRequest, request: GenerationRequest, context: Cal
     user = context.user_id or context.api_key_id
     if user is None:
         raise InvalidInputError.single("user", "an experiment assigns by `user` (or by API key): give `user`")
-    return router.start(experiment_id, user, request, context)
+    return router.start(experiment_id, user, request, context, body.prompt_ref)
 
 
 def _stream_response(call: ServedCall, *, include_usage: bool) -> Response:

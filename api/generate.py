@@ -17,18 +17,21 @@ from core.errors import AppError
 from models.base_model import StreamResponse
 from models.messages import MAX_MESSAGES, GenerationRequest, Message
 from models.params import MAX_TAGS, CacheMode, CallContext, GenerationParams, Tag, UserId
+from models.prompts.spec import PromptRef
 
 bp = ApiBlueprint("generate", __name__, url_prefix="/api")
 
 
 class GenerateRequest(GenerationParams):
-    """A `prompt` (with an optional `system`) or a `messages` conversation, plus any generation parameter."""
+    """A `prompt` (with an optional `system`), a `messages` conversation or a registry `prompt_ref`, plus any
+    generation parameter."""
 
     model_config = OpenApiConfigDict(extra="forbid", openapi_extra={
         "example": {"prompt": "Say hello in French.", "max_tokens": 32, "temperature": 0.2},
     })
 
     messages: list[Message] | None = Field(default=None, min_length=1, max_length=MAX_MESSAGES)
+    prompt_ref: PromptRef | None = Field(default=None, description="A registry prompt version and its variables")
     prompt: str | None = Field(default=None, min_length=1, validate_default=True)
     model: str | None = Field(default=None, max_length=200)
     system: str | None = None
@@ -41,8 +44,8 @@ class GenerateRequest(GenerationParams):
     @field_validator("prompt")
     @classmethod
     def _prompt_or_messages(cls, prompt: str | None, info: ValidationInfo) -> str | None:
-        if (prompt is None) == (info.data.get("messages") is None):
-            raise ValueError("give exactly one of `prompt` or `messages`")
+        if [prompt, info.data.get("messages"), info.data.get("prompt_ref")].count(None) != 2:
+            raise ValueError("give exactly one of `prompt`, `messages` or `prompt_ref`")
         return prompt
 
 
@@ -123,10 +126,13 @@ def generate(body: GenerateRequest) -> Response:
     The call's tags are the body's `tags`, the `X-Tags` header's (comma-separated) and the key's `metadata.tags`.
     """
     model = services().registry.require_model(body.model)
-    request = GenerationRequest.build(body.prompt, messages=body.messages, system=body.system,
-                                      params=body.only_generation(), stream=body.stream)
+    rendered = services().prompts.render(body.prompt_ref) if body.prompt_ref is not None else None
+    request = GenerationRequest.build(body.prompt, messages=rendered.messages if rendered else body.messages,
+                                      system=body.system, params=body.only_generation(), stream=body.stream)
     context = CallContext(source="api", user_id=body.user_id, tags=request_tags(body.tags),
                           api_key_id=g.get("api_key_id"), cache=body.cache, cache_ttl=body.cache_ttl)
+    if rendered is not None:
+        context = rendered.on(context)
     if body.stream:
         model.check_context(request)  # a 400 now: once events flow, the status is 200
         stream = model.run(request, context)

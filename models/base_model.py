@@ -23,6 +23,7 @@ from models.messages import GenerationRequest, Message
 from models.params import CacheMode, CallContext, GenerationParams, PromptParams
 from models.pricing import ModelPricing
 from models.results import EmbeddingResult, GenerationResult, Usage
+from models.versions import VersionArchivedError
 
 # Tokens a chat format may add per message (role markers, turn separators), or a tokenizer per embedded text
 # (BOS/EOS, CLS/SEP): part of the input bound.
@@ -109,6 +110,8 @@ class BaseModel(ABC):
     cache_policy: CachePolicy | None = None  # the response cache's policy for this model (models.yaml `cache`)
     defaults: PromptParams | None = None  # what a call leaves unset (models.yaml `defaults`; see `with_defaults`)
     display_name: str | None = None  # a human-readable name for listings (models.yaml `display_name`)
+    version: str | None = None  # the serving version (models.version_manager): recorded with each call
+    archived: bool = False  # the serving version was archived and none replaced it: calls are refused
 
     def __init__(self, name: str, provider: str | None = None, cost_per_token: float | None = None, *,
                  pricing: ModelPricing | None = None) -> None:
@@ -292,6 +295,7 @@ class BaseModel(ABC):
         Plain requests are consumed by reading `.result`; streamed ones by iterating.
         """
         self._require(self.capabilities.chat, CHAT)
+        self._require_serving()
         request = self.with_defaults(request)
         self.check_params(request.params)
         if request.uses_tools and "tools" not in self.supported_params:
@@ -327,6 +331,7 @@ class BaseModel(ABC):
     def run_embeddings(self, request: EmbeddingRequest, context: CallContext | None = None) -> EmbeddingResult:
         """The typed entry point of `embed`: run `request` for `context` on the managed call path."""
         self.check_embeddings(request)
+        self._require_serving()
         context = context or CallContext()
         return self.call_path.embed(Call(self, request, context, context.request_id or new_request_id()))
 
@@ -351,6 +356,10 @@ class BaseModel(ABC):
     def count_embedding_tokens(self, request: EmbeddingRequest) -> int:
         """Exact input tokens of the texts; providers that count a whole batch at once override this."""
         return sum(self.count_tokens(text) for text in request.texts)
+
+    def _require_serving(self) -> None:
+        if self.archived:
+            raise VersionArchivedError(self.name, self.version)
 
     def _require(self, supported: bool, operation: str) -> None:
         if not supported:

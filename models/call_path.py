@@ -335,7 +335,9 @@ class CallPath:
             cache_write_tokens=result.cache_write_tokens, total_tokens=result.tokens, latency=result.latency,
             ttft=result.ttft, cost=result.cost,
             finish_reason=result.finish_reason, error_type=result.error_type,
-            error_message=result.error_message, **_route_columns(context.route), **_cache_columns(call),
+            error_message=result.error_message, prompt_name=context.prompt_name,
+            prompt_version=context.prompt_version, model_version=call.model.version,
+            **_route_columns(context.route), **_cache_columns(call),
         )
 
 

@@ -17,6 +17,7 @@ from models.errors import UnknownModelError
 from models.model_store import ModelStore
 from models.pricing import PricingTable
 from models.routing.group import ModelGroup
+from models.version_manager import ModelVersions
 from storage.database import engine_for
 
 __all__ = ["ModelRegistry", "UnknownModelError"]
@@ -54,6 +55,7 @@ class ModelRegistry:
         self._aliases: dict[str, str] = {}
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.versions = ModelVersions(self.engine, lambda: self.models)
         if register_defaults:
             from models.defaults import register_default_models
 
@@ -74,6 +76,7 @@ class ModelRegistry:
             capabilities=model.describe()["capabilities"],
             pricing=model.pricing.model_dump() if model.pricing else None,
         )
+        self.versions.register(model)
         with self._lock:
             self._models[model.name] = model
             self._ids[model.name] = model_id
@@ -99,7 +102,10 @@ class ModelRegistry:
 
     def require_model(self, name: str | None = None) -> BaseModel:
         """The model registered under `name` or an alias of it (the default model when None); raises
-        UnknownModelError (404 `unknown_model` in the API) for a name nobody registered."""
+        UnknownModelError (404 `unknown_model` in the API) for a name nobody registered.
+
+        Serves the production version another worker may have promoted meanwhile (a cheap check)."""
+        self.versions.refresh()
         canonical = self.resolve(name or self.default_model_name)
         with self._lock:
             return self._models[canonical]

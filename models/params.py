@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import InvalidInputError, validation_fields
 
-# `cache`: the semantic cache embedding a user message; `probe`: a health probe.
-Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe", "cache"]
+# `cache`: the semantic cache embedding a user message; `probe`: a health probe; `langchain`: a LangChain chat model.
+Source = Literal["api", "workflow", "comparison", "experiment", "library", "probe", "cache", "langchain"]
 # What a call may do with the response cache: what its policy allows (`on`), nothing, only read or only write.
 CacheMode = Literal["on", "off", "read", "write"]
 
@@ -195,6 +195,8 @@ class CallContext(BaseModel):
     route: Route | None = None  # set by a group on each attempt it makes
     cache: CacheMode | None = None  # None: `on`
     cache_ttl: int | None = Field(default=None, ge=1, le=365 * 86_400)  # seconds to keep this call's answer
+    prompt_name: str | None = Field(default=None, max_length=100)  # the registry prompt the call rendered
+    prompt_version: int | None = Field(default=None, ge=1)
 
     @classmethod
     def parse(cls, **values: Any) -> CallContext:

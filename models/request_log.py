@@ -83,10 +83,15 @@ request_log = Table(
     Column("cost_saved", Float),
     Column("saved_input_tokens", Integer),
     Column("saved_output_tokens", Integer),
+    # The registry prompt the call rendered; metrics per version read the index below.
+    Column("prompt_name", String(100)),
+    Column("prompt_version", Integer),
+    Column("model_version", String(32)),  # the serving version that answered (models.version_manager)
     Index("ix_request_log_created_at", "created_at"),
     Index("ix_request_log_model_created_at", "model", "created_at"),
     Index("ix_request_log_user_created_at", "user_id", "created_at"),
     Index("ix_request_log_client_request_id", "client_request_id"),
+    Index("ix_request_log_prompt_created_at", "prompt_name", "prompt_version", "created_at"),
 )
 
 
@@ -135,6 +140,9 @@ class RequestRecord:
     cost_saved: float | None = None
     saved_input_tokens: int | None = None
     saved_output_tokens: int | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    model_version: str | None = None
 
 
 class RequestLogRepository:

@@ -71,17 +71,23 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("POST", "/api/experiment/{experiment_id}/record"), ("POST", "/api/workflow"),
                    ("POST", "/api/workflows"), ("POST", "/api/compare"), ("POST", "/api/benchmarks"),
                    ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions"),
-                   ("POST", "/api/feedback"), ("POST", "/api/keys"), ("POST", "/v1/embeddings")]
+                   ("POST", "/api/feedback"), ("POST", "/api/keys"), ("POST", "/v1/embeddings"),
+                   ("PATCH", "/api/models/{name}"), ("POST", "/api/models/{name}/versions/{version}/promote"),
+                   ("POST", "/api/prompts"), ("PUT", "/api/prompts/{name}/labels/{label}")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
                    ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}"),
-                   ("GET", "/api/keys/{key_id}"), ("DELETE", "/api/keys/{key_id}")]
+                   ("GET", "/api/keys/{key_id}"), ("DELETE", "/api/keys/{key_id}"), ("PATCH", "/api/models/{name}"),
+                   ("GET", "/api/models/{name}/versions"), ("POST", "/api/models/{name}/versions/{version}/promote"),
+                   ("POST", "/api/models/{name}/rollback"), ("GET", "/api/prompts/{name}"),
+                   ("PUT", "/api/prompts/{name}/labels/{label}"), ("GET", "/api/prompts/{name}/metrics")]
 QUERY_OPERATIONS = [("/api/requests", "user_id"), ("/api/workflows/{name}", "version"),
                     ("/api/workflows/{name}/graph", "version"), ("/api/workflow/runs", "workflow"),
                     ("/api/comparisons", "model"), ("/api/benchmarks", "model"), ("/api/metrics", "model"),
                     ("/api/metrics/history", "model"), ("/api/costs", "model"), ("/api/alerts", "limit"),
-                    ("/api/health/anomalies", "limit"), ("/api/cache", "model")]
-IDS = {"experiment_id": "1", "budget_id": "1", "name": "w"}
+                    ("/api/health/anomalies", "limit"), ("/api/cache", "model"), ("/api/metrics/versions", "model"),
+                    ("/api/prompts/{name}/metrics", "since")]
+IDS = {"experiment_id": "1", "budget_id": "1", "name": "w", "version": "1.0.0", "label": "production"}
 
 
 def _path_parameter(path: str) -> str:
@@ -117,7 +123,7 @@ CASES = [
             {**_steps("{{ v }}"), "variables": {"v": "\x00"}}, names=("variables.v",), nul=True),
     Hostile("NUL in a JSON key", "POST", "/api/workflow", {**_steps("x"), "variables": {"v\x00": "x"}},
             names=("variables.v\ufffd",), nul=True),
-    *[Hostile(f"NUL in path: {method} {path}", method, path.format(**{_path_parameter(path): "a%00b"}),
+    *[Hostile(f"NUL in path: {method} {path}", method, path.format(**{**IDS, _path_parameter(path): "a%00b"}),
               names=(_path_parameter(path),), nul=True) for method, path in PATH_OPERATIONS],
     *[Hostile(f"NUL in query: {path}?{name}", "GET", f"{path.format(**IDS)}?{name}=%00", names=(name,), nul=True)
       for path, name in QUERY_OPERATIONS],

@@ -6,17 +6,12 @@ import sys
 
 import pytest
 
+from models.templating import TemplateLimitError, TemplateRenderError, render, to_jinja
 from workflows import parsers
 from workflows.conditions import analyze_expression, evaluate
 from workflows.definitions import check_definition, check_variables, load_definition
-from workflows.errors import (
-    OutputParseError,
-    ParserTimeoutError,
-    TemplateLimitError,
-    TemplateRenderError,
-    WorkflowValidationError,
-)
-from workflows.templating import analyze_template, render, to_jinja
+from workflows.errors import OutputParseError, ParserTimeoutError, WorkflowValidationError
+from workflows.templating import analyze_template
 
 PAYLOADS = [
     "{{ ''.__class__.__mro__ }}",

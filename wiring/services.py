@@ -13,6 +13,7 @@ from comparison.comparison_store import ComparisonStore
 from comparison.model_comparator import ModelComparator
 from core.settings import Settings
 from models.model_registry import ModelRegistry
+from models.prompts.registry import PromptRegistry
 from models.request_log import RequestLogRepository
 from models.routing.probes import HealthProbes
 from monitoring.anomaly_alerts import AnomalyAlerts
@@ -35,6 +36,7 @@ class Services:
     engine: Engine
     registry: ModelRegistry
     request_log: RequestLogRepository
+    prompts: PromptRegistry
     comparison_store: ComparisonStore
     comparator: ModelComparator
     benchmarks: BenchmarkRunner
@@ -74,6 +76,7 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         registry=registry,
         request_log=runtime.request_log,
+        prompts=PromptRegistry(engine),
         comparison_store=comparison_store,
         comparator=ModelComparator(registry, store=comparison_store),
         benchmarks=benchmarks,

@@ -8,7 +8,8 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.parser import Parser
 
-from workflows.templating import ENV, References, bounded, collect_references
+from models.templating import ENV, bounded
+from workflows.templating import References, collect_references
 
 
 def analyze_expression(expression: str) -> References:

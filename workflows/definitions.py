@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from jinja2 import TemplateSyntaxError
 from pydantic import (
@@ -19,10 +19,12 @@ from pydantic import (
 
 from core.patterns import Pattern
 from models.params import GenerationParams, MaxTokens
+from models.prompts.spec import PromptTarget
+from models.templating import UnsafeTemplateError
 from workflows import parsers
 from workflows.conditions import analyze_expression
 from workflows.errors import WorkflowValidationError
-from workflows.templating import RESERVED_NAMES, References, UnsafeTemplateError, analyze_template
+from workflows.templating import RESERVED_NAMES, References, analyze_template
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 WORKFLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -88,15 +90,23 @@ class ErrorPolicy(BaseModel):
         return self
 
 
+class StepPromptRef(PromptTarget):
+    """A registry prompt instead of a step's template; each variable's value is a template of the run's values."""
+
+    variables: dict[str, Annotated[str, Field(max_length=100_000)]] = Field(default_factory=dict, max_length=100)
+
+
 class StepDefinition(GenerationParams):
-    """One model call: model, prompt template, generation params, output parser, error policy, condition, group."""
+    """One model call: model, prompt template (or registry prompt), generation params, output parser, error policy,
+    condition, group."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str | None = Field(default=None, pattern=IDENTIFIER)
     model: str | None = Field(default=None, max_length=200)
-    prompt_template: str = Field(min_length=1, max_length=100_000,
-                                 validation_alias=AliasChoices("prompt_template", "prompt"))
+    prompt_template: str | None = Field(default=None, min_length=1, max_length=100_000,
+                                        validation_alias=AliasChoices("prompt_template", "prompt"))
+    prompt_ref: StepPromptRef | None = None
     system: str | None = Field(default=None, max_length=100_000)
     parser: ParserSpec = Field(default_factory=ParserSpec)
     on_error: ErrorPolicy = Field(default_factory=ErrorPolicy)
@@ -110,6 +120,22 @@ class StepDefinition(GenerationParams):
         if isinstance(value, str):
             return {"type": value} if info.field_name == "parser" else {"action": value}
         return value
+
+    @model_validator(mode="after")
+    def _template_or_prompt_ref(self) -> StepDefinition:
+        if (self.prompt_template is None) == (self.prompt_ref is None):
+            raise ValueError("give exactly one of `prompt_template` or `prompt_ref`")
+        return self
+
+    def templates(self, where: str) -> list[tuple[str, str]]:
+        """(field, template) of what the step renders before its call: its prompt (or its prompt's variables)
+        and its system prompt."""
+        if self.prompt_ref is None:
+            found = [(f"{where}.prompt_template", self.prompt_template or "")]
+        else:
+            found = [(f"{where}.prompt_ref.variables.{name}", value)
+                     for name, value in self.prompt_ref.variables.items()]
+        return found + ([(f"{where}.system", self.system)] if self.system else [])
 
 
 class WorkflowDefinition(BaseModel):
@@ -177,9 +203,8 @@ def check_definition(definition: WorkflowDefinition) -> None:
             if step.group is not None and step.group in seen_groups and position == stage[0]:
                 problems.append({"field": f"{where}.group",
                                  "reason": f"the steps of group {step.group!r} must be consecutive"})
-            problems += _check_refs(f"{where}.prompt_template", step.prompt_template, available, template=True)
-            if step.system:
-                problems += _check_refs(f"{where}.system", step.system, available, template=True)
+            for field, template in step.templates(where):
+                problems += _check_refs(field, template, available, template=True)
             if step.when:
                 problems += _check_refs(f"{where}.when", step.when, available, template=False)
             stage_names.add(step.name or "")
@@ -214,8 +239,7 @@ def check_variables(definition: WorkflowDefinition, variables: Mapping[str, Any]
 
 
 def _step_references(position: int, step: StepDefinition) -> Iterable[tuple[str, References]]:
-    yield f"steps.{position}.prompt_template", analyze_template(step.prompt_template)
-    if step.system:
-        yield f"steps.{position}.system", analyze_template(step.system)
+    for field, template in step.templates(f"steps.{position}"):
+        yield field, analyze_template(template)
     if step.when:
         yield f"steps.{position}.when", analyze_expression(step.when)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import AppError, ConflictError, InvalidInputError, NotFoundError
+from models.prompts.errors import PromptError
+from models.templating import TemplateRenderError
 
 
 class WorkflowError(AppError):
@@ -64,17 +66,9 @@ class ParserTimeoutError(OutputParseError):
     http_status = 400
 
 
-class TemplateRenderError(StepError):
-    """A template or condition failed while rendering with the run's values: the caller's template, so a 400."""
-
-    code = "render_error"
-    http_status = 400
-
-
-class TemplateLimitError(TemplateRenderError):
-    """A template would build more text than allowed, or render longer than allowed."""
-
-    code = "template_limit"
+# What fails one attempt of a step before or after its call, for its error policy to handle: the step's own
+# errors, its templates' (`render_error`, `template_limit`) and its registry prompt's (unknown, wrong variables).
+STEP_FAILURES: tuple[type[AppError], ...] = (StepError, TemplateRenderError, PromptError)
 
 
 class WorkflowStepFailedError(WorkflowError):

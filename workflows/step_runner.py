@@ -7,18 +7,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import AppError
 from models.call_path import Call, new_request_id
 from models.errors import ModelError
 from models.messages import GenerationRequest
 from models.model_registry import ModelRegistry
 from models.params import CallContext
+from models.prompts.registry import PromptRegistry
+from models.prompts.spec import PromptRef
 from models.request_log import RequestLogRepository
+from models.templating import render
 from workflows.definitions import StepDefinition
-from workflows.errors import StepError
-from workflows.templating import render
+from workflows.errors import STEP_FAILURES
 
 log = logging.getLogger(__name__)
 WORKFLOW_CONTEXT = CallContext(source="workflow")
+ATTEMPT_FAILURES: tuple[type[AppError], ...] = (ModelError, *STEP_FAILURES)
 
 
 @dataclass
@@ -63,6 +67,7 @@ class StepRunner:
     def __init__(self, registry: ModelRegistry, request_log: RequestLogRepository) -> None:
         self.registry = registry
         self.request_log = request_log
+        self.prompts = PromptRegistry(registry.engine)
 
     def run(self, step: StepDefinition, context: Mapping[str, Any], model: str, *,
             caller: CallContext = WORKFLOW_CONTEXT,
@@ -74,18 +79,33 @@ class StepRunner:
         """
         outcome = StepOutcome(model=model)
         try:
-            outcome.prompt = render(step.prompt_template, context)
-            system = render(step.system, context) if step.system else None
-        except StepError as exc:
+            request, caller = self._request(step, context, caller)
+        except STEP_FAILURES as exc:
             return self.recover(step, outcome, exc)
-        last_error: ModelError | StepError | None = None
+        outcome.prompt = request.prompt
+        last_error: AppError | None = None
         for candidate in self._attempt_models(step, model):
             try:
-                return self._attempt(step, outcome, candidate, system, caller, on_attempt)
-            except (ModelError, StepError) as exc:
+                return self._attempt(step, outcome, candidate, request, caller, on_attempt)
+            except ATTEMPT_FAILURES as exc:
                 last_error = exc
         assert last_error is not None
         return self.recover(step, outcome, last_error)
+
+    def _request(self, step: StepDefinition, context: Mapping[str, Any],
+                 caller: CallContext) -> tuple[GenerationRequest, CallContext]:
+        """The step's call: its template rendered, or its registry prompt rendered with its variables' templates
+        (the context then records the prompt version); the system prompt first."""
+        prompt, messages = None, None
+        if step.prompt_ref is None:
+            prompt = render(step.prompt_template or "", context)
+        else:
+            variables = {name: render(value, context) for name, value in step.prompt_ref.variables.items()}
+            rendered = self.prompts.render(PromptRef(**step.prompt_ref.model_dump(exclude={"variables"}),
+                                                     variables=variables))
+            messages, caller = rendered.messages, rendered.on(caller)
+        system = render(step.system, context) if step.system else None
+        return GenerationRequest.build(prompt, messages=messages, system=system, params=step.only_generation()), caller
 
     @staticmethod
     def _attempt_models(step: StepDefinition, model: str) -> list[str]:
@@ -95,12 +115,11 @@ class StepRunner:
             plan.append(policy.fallback_model)
         return plan
 
-    def _attempt(self, step: StepDefinition, outcome: StepOutcome, model: str, system: str | None,
+    def _attempt(self, step: StepDefinition, outcome: StepOutcome, model: str, request: GenerationRequest,
                  caller: CallContext, on_attempt: Callable[[StepOutcome], None] | None) -> StepOutcome:
         request_id = new_request_id()
         outcome.attempts.append(request_id)
         outcome.model = model
-        request = GenerationRequest.build(outcome.prompt or "", system=system, params=step.only_generation())
         if on_attempt is not None:
             on_attempt(outcome)
         try:
@@ -139,7 +158,7 @@ class StepRunner:
         bound.call_path.record_interrupted(Call(bound, request, context, request_id), reason)
 
     @staticmethod
-    def recover(step: StepDefinition, outcome: StepOutcome, error: ModelError | StepError) -> StepOutcome:
+    def recover(step: StepDefinition, outcome: StepOutcome, error: AppError) -> StepOutcome:
         """Apply the `continue` policy, or raise StepFailedError."""
         reason = getattr(error, "message", None) or str(error)
         if step.on_error.action == "continue":

@@ -27,9 +27,9 @@ from workflows.definitions import (
     load_definition,
 )
 from workflows.errors import (
+    STEP_FAILURES,
     RunNotFoundError,
     RunNotResumableError,
-    StepError,
     WorkflowNotFoundError,
     WorkflowStepFailedError,
     WorkflowValidationError,
@@ -240,7 +240,7 @@ class WorkflowEngine:
         try:
             if evaluate(step.when, context):
                 return True
-        except StepError as exc:
+        except STEP_FAILURES as exc:
             try:
                 outcome = self.runner.recover(step, StepOutcome(model=active.models[position]), exc)
             except StepFailedError as error:

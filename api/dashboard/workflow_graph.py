@@ -114,8 +114,8 @@ def _detour(source: tuple[int, int], target: tuple[int, int], gutter: int, index
 def _named_steps(step: StepDefinition) -> set[str]:
     """The earlier steps `step` reads as `steps.<name>` (the definition was checked when saved or run)."""
     names: set[str] = set()
-    for text in (step.prompt_template, step.system):
-        names |= analyze_template(text).steps if text else set()
+    for _, text in step.templates("step"):
+        names |= analyze_template(text).steps
     return names | (analyze_expression(step.when).steps if step.when else set())
 
 
