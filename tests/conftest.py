@@ -15,6 +15,9 @@ from sqlalchemy import text
 from api.app import create_app
 from api.services import services
 from core.settings import ENV_VARS, Settings, get_settings
+from models.model_registry import ModelRegistry
+from models.pricing import PricingTable
+from models.request_log import RequestLogRepository
 from storage.database import create_db_engine, upgrade_schema
 from tests.fakes import FakeModel
 from tests.gemini_wire_server import GeminiWireServer
@@ -65,6 +68,17 @@ def sqlite_url(tmp_path, migrated_sqlite_file) -> str:
     target = tmp_path / "test.db"
     shutil.copyfile(migrated_sqlite_file, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def provider_db(sqlite_url):
+    """A registry (no default models, no prices) on a fresh SQLite database, and its request log: where a provider
+    test registers the model it drives against a wire-format server."""
+    engine = create_db_engine(sqlite_url)
+    settings = Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": sqlite_url})
+    yield ModelRegistry(engine, settings=settings, pricing=PricingTable({}), register_defaults=False), \
+        RequestLogRepository(engine)
+    engine.dispose()
 
 
 @contextmanager

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import traceback
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,11 +24,8 @@ from models.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from models.model_registry import ModelRegistry
 from models.pricing import LongContextTier, ModelPricing, PricingTable
-from models.request_log import RequestLogRepository
 from models.retry import RetryPolicy
-from storage.database import create_db_engine, upgrade_schema
 from tests.anthropic_wire_server import AnthropicWireServer, WireReply, usage_object
 
 KEY = "sk-ant-test-secret-key-0123456789abcdef"
@@ -59,25 +54,9 @@ def server():
         yield server
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory) -> Path:
-    """One migrated SQLite file per module; each test gets a copy, which is much faster than migrating."""
-    path = tmp_path_factory.mktemp("anthropic") / "template.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_schema(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def db(tmp_path, migrated_db):
-    """A registry (no default models) on a fresh SQLite database, and its request log."""
-    url = f"sqlite:///{shutil.copy(migrated_db, tmp_path / 'anthropic.db')}"
-    engine = create_db_engine(url)
-    settings = Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": url})
-    registry = ModelRegistry(engine, settings=settings, pricing=PricingTable({}), register_defaults=False)
-    yield registry, RequestLogRepository(engine)
-    engine.dispose()
+def db(provider_db):
+    return provider_db
 
 
 @pytest.fixture

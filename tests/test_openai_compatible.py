@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import traceback
-from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
 from models.errors import (
     InvalidRequestError,
     MissingAPIKeyError,
@@ -19,12 +16,9 @@ from models.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
-from models.model_registry import ModelRegistry
 from models.openai_compatible import PLACEHOLDER_KEY, OpenAICompatibleModel
-from models.pricing import ModelPricing, PricingTable
-from models.request_log import RequestLogRepository
+from models.pricing import ModelPricing
 from models.retry import RetryPolicy
-from storage.database import create_db_engine, upgrade_schema
 from tests.openai_wire_server import OpenAIWireServer, WireReply
 
 KEY = "sk-test-secret-key-0123456789abcdef"
@@ -38,25 +32,9 @@ def server():
         yield server
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory) -> Path:
-    """One migrated SQLite file per module; each test gets a copy, which is much faster than migrating."""
-    path = tmp_path_factory.mktemp("openai") / "template.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_schema(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def db(tmp_path, migrated_db):
-    """A registry (no default models) on a fresh SQLite database, and its request log."""
-    url = f"sqlite:///{shutil.copy(migrated_db, tmp_path / 'openai.db')}"
-    engine = create_db_engine(url)
-    settings = Settings.from_env(environ={}, env_file=None, overrides={"DATABASE_URL": url})
-    registry = ModelRegistry(engine, settings=settings, pricing=PricingTable({}), register_defaults=False)
-    yield registry, RequestLogRepository(engine)
-    engine.dispose()
+def db(provider_db):
+    return provider_db
 
 
 @pytest.fixture
