@@ -9,7 +9,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ab_testing import cuped, sequential
 from ab_testing import statistics as st
+from ab_testing.bayesian import ExpectedLoss, expected_loss_beta, expected_loss_normal
 from ab_testing.decision import decide, enough_data
 
 CORE_METRICS = ("conversion", "rating", "latency", "cost")
@@ -23,7 +25,9 @@ def analyze(experiment: Mapping[str, Any], aggregates: Mapping[str, Any]) -> dic
     control = experiment["control"]
     metrics = metric_names(aggregates, experiment["primary_metric"])
     summaries = [summarize_variant(variant, control, aggregates, metrics) for variant in experiment["variants"]]
-    comparisons = compare_all(summaries, control, metrics)
+    comparisons = compare_all(summaries, control, metrics, experiment.get("multiple_testing", "holm"))
+    add_sequential(comparisons, summaries, experiment["alpha"])
+    add_cuped(comparisons, aggregates.get("covariates", {}))
     health = health_check(experiment, summaries)
     decision, winner, reason = decide(experiment, summaries, comparisons, health)
     stats: dict[str, Any] = {
@@ -76,8 +80,10 @@ def metric_names(aggregates: Mapping[str, Any], primary_metric: str) -> list[str
     return [*CORE_METRICS, *sorted(extra)]
 
 
-def compare_all(summaries: list[dict[str, Any]], control: str, metrics: list[str]) -> list[dict[str, Any]]:
-    """One comparison per treatment against the control; Holm-adjusted across treatments when > 2 variants."""
+def compare_all(summaries: list[dict[str, Any]], control: str, metrics: list[str],
+                multiple_testing: str = "holm") -> list[dict[str, Any]]:
+    """One comparison per treatment against the control; adjusted across treatments when > 2 variants, by Holm
+    or (`multiple_testing="bh"`) Benjamini-Hochberg."""
     base = next(s for s in summaries if s["name"] == control)
     treatments = [s for s in summaries if s["name"] != control]
     comparisons = [{"variant": t["name"], "control": control,
@@ -85,10 +91,34 @@ def compare_all(summaries: list[dict[str, Any]], control: str, metrics: list[str
                    for t in treatments]
     for metric in metrics:
         raw = [c["metrics"][metric]["p_value"] for c in comparisons]
-        adjusted = st.holm_adjust(raw) if len(summaries) > 2 else raw
+        adjust = st.bh_adjust if multiple_testing == "bh" else st.holm_adjust
+        adjusted = adjust(raw) if len(summaries) > 2 else raw
         for comparison, p_adjusted in zip(comparisons, adjusted, strict=True):
             comparison["metrics"][metric]["p_value_adjusted"] = p_adjusted
     return comparisons
+
+
+def add_sequential(comparisons: list[dict[str, Any]], summaries: list[dict[str, Any]], alpha: float) -> None:
+    """Anytime-valid figures beside the fixed-horizon ones (mSPRT, see `sequential`): safe to read at every look.
+
+    `sequential_p_value` is this look's value (the always-valid p-value is its running minimum over looks), and
+    `confidence_sequence` the 1 - alpha interval for the absolute lift that holds at every look at once.
+    """
+    by_name = {s["name"]: s for s in summaries}
+    for comparison in comparisons:
+        t, c = by_name[comparison["variant"]], by_name[comparison["control"]]
+        for metric, entry in comparison["metrics"].items():
+            if metric == "conversion":
+                variance = sequential.proportion_variance(t["successes"], t["n"], c["successes"], c["n"])
+                n = t["n"] + c["n"]
+            else:
+                m_t, m_c = t.get(metric, mean_summary(EMPTY_SUMS)), c.get(metric, mean_summary(EMPTY_SUMS))
+                variance = (m_t["variance"] / m_t["n"] + m_c["variance"] / m_c["n"]
+                            if m_t["variance"] is not None and m_c["variance"] is not None else None)
+                n = m_t["n"] + m_c["n"]
+            diff = entry["absolute_lift"]
+            p_value, interval = (None, None) if diff is None else sequential.sequential_test(diff, variance, n, alpha)
+            entry["sequential_p_value"], entry["confidence_sequence"] = p_value, _pair(interval)
 
 
 def compare_metric(metric: str, treatment: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,6 +131,9 @@ def compare_metric(metric: str, treatment: Mapping[str, Any], control: Mapping[s
     entry["higher_is_better"] = metric not in LOWER_IS_BETTER
     if metric in LOWER_IS_BETTER and entry["chance_to_win"] is not None:
         entry["chance_to_win"] = 1.0 - entry["chance_to_win"]
+    if metric in LOWER_IS_BETTER and entry["expected_loss"] is not None:
+        loss = entry["expected_loss"]
+        entry["expected_loss"] = {"treatment": loss["control"], "control": loss["treatment"]}
     return entry
 
 
@@ -109,29 +142,58 @@ def _compare_conversion(treatment: Mapping[str, Any], control: Mapping[str, Any]
     test = st.two_proportion_ztest(x_t, n_t, x_c, n_c)
     lift = st.proportion_lift(x_t, n_t, x_c, n_c, CONFIDENCE)
     return _entry("two_proportion_z", control["conversion"]["rate"], treatment["conversion"]["rate"], test, lift,
-                  st.chance_to_beat_beta(x_t, n_t, x_c, n_c))
+                  st.chance_to_beat_beta(x_t, n_t, x_c, n_c), expected_loss_beta(x_t, n_t, x_c, n_c))
 
 
 def _compare_mean(treatment: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, Any]:
     if treatment["variance"] is None or control["variance"] is None:
-        return _entry("welch_t", control["mean"], treatment["mean"], st.TestResult(None, None, None), None, None)
+        return _entry("welch_t", control["mean"], treatment["mean"], st.TestResult(None, None, None), None, None,
+                      None)
     args = (treatment["mean"], treatment["variance"], treatment["n"],
             control["mean"], control["variance"], control["n"])
     test = st.welch_ttest(*args)
     lift = st.mean_lift(*args, df=test.df, confidence=CONFIDENCE)
     return _entry("welch_t", control["mean"], treatment["mean"], test, lift,
-                  st.chance_to_beat_normal(lift.absolute, test.se))
+                  st.chance_to_beat_normal(lift.absolute, test.se), expected_loss_normal(lift.absolute, test.se))
 
 
 def _entry(test_name: str, control_value: float | None, treatment_value: float | None, test: st.TestResult,
-           lift: st.Lift | None, chance: float | None) -> dict[str, Any]:
+           lift: st.Lift | None, chance: float | None, loss: ExpectedLoss | None) -> dict[str, Any]:
     return {
         "test": test_name, "control_value": control_value, "treatment_value": treatment_value,
         "absolute_lift": lift.absolute if lift else None, "absolute_lift_ci": _pair(lift.absolute_ci if lift else None),
         "relative_lift": lift.relative if lift else None, "relative_lift_ci": _pair(lift.relative_ci if lift else None),
         "statistic": test.statistic, "df": test.df, "p_value": test.p_value, "p_value_adjusted": test.p_value,
         "chance_to_win": chance,
+        # Risk of shipping each arm: the metric given up on average if it is the worse one ("better" as above).
+        "expected_loss": {"treatment": loss.treatment, "control": loss.control} if loss else None,
     }
+
+
+def add_cuped(comparisons: list[dict[str, Any]], covariates: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+    """A `cuped` entry on each metric whose every variant has pre-period sums, `covariates[variant][metric]`.
+
+    The sums (n, sum_x, sum_y, sum_xx, sum_yy, sum_xy over units with both values) are not stored yet: this is
+    where a store that records each unit's pre-period value plugs in.
+    """
+    if not comparisons:
+        return
+    names = [comparisons[0]["control"], *(c["variant"] for c in comparisons)]
+    for metric in sorted({m for per_variant in covariates.values() for m in per_variant}):
+        if metric not in comparisons[0]["metrics"] or any(metric not in covariates.get(n, {}) for n in names):
+            continue
+        adjusted = cuped.adjust({name: cuped.CovariateSums.from_mapping(covariates[name][metric]) for name in names})
+        if adjusted is None:
+            continue
+        theta, moments = adjusted
+        for comparison in comparisons:
+            t, c = moments[comparison["variant"]], moments[comparison["control"]]
+            test = st.welch_ttest(t.mean, t.variance, t.n, c.mean, c.variance, c.n)
+            lift = st.mean_lift(t.mean, t.variance, t.n, c.mean, c.variance, c.n, df=test.df, confidence=CONFIDENCE)
+            comparison["metrics"][metric]["cuped"] = {
+                "theta": theta, "absolute_lift": lift.absolute, "absolute_lift_ci": _pair(lift.absolute_ci),
+                "p_value": test.p_value, "variance_ratio": cuped.variance_ratio(t, c),
+            }
 
 
 def health_check(experiment: Mapping[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -140,10 +202,13 @@ def health_check(experiment: Mapping[str, Any], summaries: list[dict[str, Any]])
     weights = [s["weight"] for s in summaries]
     checked = sum(counts) >= 8 * len(summaries)
     p_value = st.srm_pvalue(counts, weights) if checked else None
+    sequential_p = sequential.srm_sequential_pvalue(counts, weights) if checked else None
     total_weight = sum(weights)
     return {
         "srm": {"checked": checked, "p_value": p_value, "flagged": p_value is not None and p_value < 0.001,
-                "threshold": 0.001, "observed": {s["name"]: s["n"] for s in summaries},
+                "threshold": 0.001, "sequential_p_value": sequential_p,
+                "sequential_flagged": sequential_p is not None and sequential_p < 0.001,
+                "observed": {s["name"]: s["n"] for s in summaries},
                 "expected_share": {s["name"]: s["weight"] / total_weight for s in summaries}},
         "min_sample_size": experiment["min_sample_size"], "min_conversions": experiment["min_conversions"],
         "enough_data": enough_data(experiment, summaries),

@@ -82,7 +82,7 @@ class ExperimentManager:
              "control": spec.control, "coverage": spec.coverage, "seed": spec.seed or key,
              "primary_metric": spec.primary_metric, "alpha": spec.alpha, "power": spec.power,
              "min_sample_size": spec.min_sample_size, "min_conversions": spec.min_conversions, "mde": spec.mde,
-             "api_key_id": owner},
+             "multiple_testing": spec.multiple_testing, "api_key_id": owner},
             [variant.model_dump() for variant in spec.variants],
         )
         log.info("Experiment created: %s (ID: %s)", spec.name, experiment_id)

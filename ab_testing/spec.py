@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer, field_validator, model_validator
 
@@ -58,6 +58,8 @@ class ExperimentSpec(BaseModel):
     min_sample_size: int = Field(default=100, ge=2, le=MAX_COUNT)
     min_conversions: int = Field(default=25, ge=0, le=MAX_COUNT)
     mde: float | None = Field(default=0.05, gt=0, allow_inf_nan=False)
+    multiple_testing: Literal["holm", "bh"] = Field(
+        default="holm", description="Adjustment across treatments: holm (family-wise error) or bh (false discovery)")
     start: bool = False
 
     @model_validator(mode="after")

@@ -173,6 +173,20 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     return [None if p is None else adjusted[i] for i, p in enumerate(p_values)]
 
 
+def bh_adjust(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg step-up adjustment (controls the false discovery rate, not the family-wise error rate, so
+    it is less strict than Holm with many arms); an undefined p-value counts in the family as 1."""
+    m = len(p_values)
+    filled = [1.0 if p is None else p for p in p_values]
+    order = sorted(range(m), key=lambda i: filled[i], reverse=True)
+    adjusted = [1.0] * m
+    running = 1.0
+    for rank, index in enumerate(order):
+        running = min(running, m * filled[index] / (m - rank))
+        adjusted[index] = running
+    return [None if p is None else adjusted[i] for i, p in enumerate(p_values)]
+
+
 def srm_pvalue(counts: Sequence[int], weights: Sequence[float]) -> float | None:
     """Pearson chi-square goodness of fit of observed arm sizes against the configured weights."""
     pairs = [(c, w) for c, w in zip(counts, weights, strict=True) if w > 0 or c > 0]

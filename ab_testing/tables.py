@@ -40,6 +40,8 @@ experiments = Table(
     Column("completed_at", DateTime),
     Index("ix_experiments_created_at", "created_at"),
     Column("api_key_id", String(64)),  # the managed key that owns it; NULL: an admin's, or no keys
+    # How p-values are adjusted across treatments: `holm` (family-wise error) or `bh` (false discovery rate).
+    Column("multiple_testing", String(10), nullable=False, server_default="holm"),
 )
 
 experiment_variants = Table(

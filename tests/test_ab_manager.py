@@ -73,6 +73,27 @@ def test_general_form_starts_as_draft_and_follows_the_lifecycle(manager):
     assert manager.get_experiment_stats(experiment_id)["variants"][0]["n"] == 1
 
 
+def test_the_multiple_testing_choice_is_kept_and_applied(manager):
+    """Benjamini-Hochberg, when chosen, adjusts the stats' p-values; Holm stays the default."""
+    from ab_testing.statistics import bh_adjust, holm_adjust
+
+    three = [{"name": name, "model": "model-a"} for name in ("control", "b", "c")]
+    chosen = {kind: manager.create_experiment(general(variants=three, multiple_testing=kind, name=kind))
+              for kind in ("holm", "bh")}
+    default = manager.create_experiment(general(variants=three, name="default"))
+    assert manager.get_experiment(default)["multiple_testing"] == "holm"
+    for kind, experiment_id in chosen.items():
+        assert manager.get_experiment(experiment_id)["multiple_testing"] == kind
+        for index in range(90):  # b and c convert about equally, both more than control: BH and Holm differ
+            variant = ("control", "b", "c")[index % 3]
+            manager.record_result(experiment_id, variant, index % (9 if variant == "control" else 2) == 0)
+        comparisons = manager.get_experiment_stats(experiment_id)["comparisons"]
+        raw = [c["metrics"]["conversion"]["p_value"] for c in comparisons]
+        adjusted = [c["metrics"]["conversion"]["p_value_adjusted"] for c in comparisons]
+        assert adjusted == pytest.approx((bh_adjust if kind == "bh" else holm_adjust)(raw))
+        assert bh_adjust(raw) != pytest.approx(holm_adjust(raw))  # the data tell the two procedures apart
+
+
 def test_unknown_experiment_and_variant(sqlite_manager):
     assert sqlite_manager.get_experiment_stats(999) is None
     with pytest.raises(ExperimentNotFoundError):
