@@ -77,11 +77,12 @@ def _register_blueprints(app: OpenAPI) -> None:
         model_versions,
         monitoring,
         prompts,
+        rollouts,
         workflows,
     )
 
     for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
-                   budgets, keys, cache, costs, prompts, model_versions):
+                   budgets, keys, cache, costs, prompts, model_versions, rollouts):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

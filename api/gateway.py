@@ -25,6 +25,7 @@ from api.chat_schema import ChatCompletionRequest, ChunkWriter, completion, fini
 from api.openai_errors import openai_error_body
 from api.openapi import ApiBlueprint, json_object
 from api.request_tags import request_tags
+from api.rollouts import routed_model
 from api.services import services
 from api.tenancy import tenant
 from core.errors import AppError, InvalidInputError
@@ -89,7 +90,7 @@ def cache_mode(cache_control: str) -> CacheMode | None:
 def _start(body: ChatCompletionRequest, request: GenerationRequest, context: CallContext) -> ServedCall:
     """The call on its model, or on the user's variant of `experiment:<name>` (which renders `prompt_ref`)."""
     if body.experiment is None:
-        model = services().registry.require_model(body.model)
+        model, context = routed_model(body.model, context)
         if body.prompt_ref is not None:
             request, context = services().prompts.apply(body.prompt_ref, request, context)
         model.check_context(request)  # a 400 now: once events flow, the status is 200

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from api.openapi import ApiBlueprint, OpenApiConfigDict, event_stream
 from api.request_tags import request_tags
+from api.rollouts import routed_model
 from api.services import services
 from api.tenancy import tenant
 from core.errors import AppError
@@ -125,12 +126,12 @@ def generate(body: GenerateRequest) -> Response:
 
     The call's tags are the body's `tags`, the `X-Tags` header's (comma-separated) and the key's `metadata.tags`.
     """
-    model = services().registry.require_model(body.model)
     rendered = services().prompts.render(body.prompt_ref) if body.prompt_ref is not None else None
     request = GenerationRequest.build(body.prompt, messages=rendered.messages if rendered else body.messages,
                                       system=body.system, params=body.only_generation(), stream=body.stream)
-    context = CallContext(source="api", user_id=body.user_id, tags=request_tags(body.tags),
-                          api_key_id=g.get("api_key_id"), cache=body.cache, cache_ttl=body.cache_ttl)
+    model, context = routed_model(body.model, CallContext(
+        source="api", user_id=body.user_id, tags=request_tags(body.tags), api_key_id=g.get("api_key_id"),
+        cache=body.cache, cache_ttl=body.cache_ttl))
     if rendered is not None:
         context = rendered.on(context)
     if body.stream:

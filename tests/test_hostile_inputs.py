@@ -73,7 +73,7 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions"),
                    ("POST", "/api/feedback"), ("POST", "/api/keys"), ("POST", "/v1/embeddings"),
                    ("PATCH", "/api/models/{name}"), ("POST", "/api/models/{name}/versions/{version}/promote"),
-                   ("POST", "/api/prompts"), ("PUT", "/api/prompts/{name}/labels/{label}")]
+                   ("POST", "/api/prompts"), ("PUT", "/api/prompts/{name}/labels/{label}"), ("POST", "/api/rollouts")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
                    ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}"),

@@ -17,6 +17,7 @@ from storage.request_logger import RequestLogger
 # Every module that declares tables; imported here so metadata is complete whatever else the tests import.
 TABLE_MODULES = (
     "ab_testing.tables",
+    "ab_testing.rollout_store",
     "api.key_store",
     "comparison.tables",
     "models.model_store",

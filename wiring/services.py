@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from ab_testing.experiment_manager import ExperimentManager
+from ab_testing.rollouts import RollbackHook, RolloutManager
 from ab_testing.traffic_router import TrafficRouter
 from comparison.benchmark import BenchmarkRunner
 from comparison.comparison_store import ComparisonStore
@@ -50,11 +51,14 @@ class Services:
     sweeper: RunSweeper  # reclaims the runs of dead processes; started by the first request each process serves
     anomalies: AnomalyAlerts
     anomaly_watch: RunSweeper  # checks for model anomalies every ANOMALY_CHECK_SECONDS
+    rollouts: RolloutManager
+    rollout_watch: RunSweeper  # advances running rollouts, on the anomaly watch's interval
     probe_watch: RunSweeper | None  # probes group deployments every HEALTH_PROBE_SECONDS, when set
 
     def periodic_chores(self) -> list[RunSweeper]:
         """What each serving process runs in the background, started by its first request."""
-        return [chore for chore in (self.sweeper, self.anomaly_watch, self.probe_watch) if chore is not None]
+        chores = (self.sweeper, self.anomaly_watch, self.rollout_watch, self.probe_watch)
+        return [chore for chore in chores if chore is not None]
 
 
 def build_services(settings: Settings) -> Services:
@@ -71,6 +75,7 @@ def build_services(settings: Settings) -> Services:
     anomalies.notifier = WebhookNotifier(WebhookPolicy(allow_private=settings.webhook_allow_private),
                                          on_result=anomalies.set_webhook_status)
     probes = HealthProbes(registry)
+    rollouts = RolloutManager(engine, registry, on_rollback=_rollback_webhook(anomalies))
     return Services(
         settings=settings,
         engine=engine,
@@ -91,6 +96,16 @@ def build_services(settings: Settings) -> Services:
                            interval=settings.run_heartbeat_seconds),
         anomalies=anomalies,
         anomaly_watch=RunSweeper((anomalies.check,), interval=settings.anomaly_check_seconds),
+        rollouts=rollouts,
+        rollout_watch=RunSweeper((rollouts.advance_running,), interval=settings.anomaly_check_seconds),
         probe_watch=(RunSweeper((probes.probe,), interval=settings.health_probe_seconds)
                      if settings.health_probe_seconds else None),
     )
+
+
+def _rollback_webhook(anomalies: AnomalyAlerts) -> RollbackHook | None:
+    """A rollback is alerted like an anomaly: POSTed to ALERT_WEBHOOK_URL, when one is set."""
+    notifier, url = anomalies.notifier, anomalies.webhook_url
+    if notifier is None or url is None:
+        return None
+    return lambda payload: notifier.send(url, payload)
