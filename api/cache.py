@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TextIO
 
 import click
-from flask import Response, g, jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel, Field, ValidationError
 
-from api.errors import ApiError
 from api.generate import GenerateRequest
 from api.openapi import ApiBlueprint, json_object
 from api.services import services
+from api.tenancy import require_admin
 from core.errors import validation_fields
 from models.messages import GenerationRequest
 from models.params import CallContext
@@ -37,8 +37,7 @@ def report() -> Response:
 @bp.delete("/cache", responses={200: json_object("{deleted}: entries removed")})
 def clear(query: ClearQuery) -> Response:
     """Remove a model's entries, one entry, or (with neither) every entry; an admin key's task where keys exist."""
-    if g.get("api_key_id") and not g.get("api_key_admin"):
-        raise ApiError(403, "forbidden", "Only an admin key may clear the response cache")
+    require_admin("clear the response cache")
     deleted = services().registry.call_path.cache.clear(model=query.model, key=query.key)
     return jsonify({"deleted": deleted})
 

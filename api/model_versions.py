@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
 import click
-from flask import Response, g, jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import ApiError
 from api.monitoring import RangeQuery
 from api.openapi import ApiBlueprint, json_object
 from api.services import services
+from api.tenancy import require_admin
 from core.errors import AppError
 from models.base_model import BaseModel as Model
 from models.version_store import VersionRow
@@ -58,12 +58,6 @@ class VersionMetricsQuery(RangeQuery):
     model: str = Field(max_length=200)
 
 
-def _require_admin() -> None:
-    """A model's configuration serves every tenant: where managed keys exist, only an admin key changes it."""
-    if g.get("api_key_id") and not g.get("api_key_admin"):
-        raise ApiError(403, "forbidden", "Only an admin key may change model versions")
-
-
 def _model(name: str) -> Model:
     return services().registry.require_model(name)
 
@@ -83,7 +77,7 @@ def _answer(row: VersionRow, status: int = 200) -> tuple[Response, int]:
 @bp.patch("/models/<name>", responses={201: VERSION})
 def patch_model(path: ModelPath, body: ModelPatch) -> tuple[Response, int]:
     """A new version in `development` with the changes; it serves once promoted to production."""
-    _require_admin()
+    require_admin("change model versions")
     changes = body.model_dump(include=body.model_fields_set)
     return _answer(services().registry.versions.patch(_model(path.name), changes, created_by="api"), 201)
 
@@ -99,14 +93,14 @@ def list_versions(path: ModelPath) -> Response:
 @bp.post("/models/<name>/versions/<version>/promote", responses={200: VERSION})
 def promote(path: VersionPath, body: PromoteBody) -> tuple[Response, int]:
     """Move a version to a stage; into production it serves, and the previous production version is deprecated."""
-    _require_admin()
+    require_admin("change model versions")
     return _answer(services().registry.versions.promote(_model(path.name), path.version, body.stage))
 
 
 @bp.post("/models/<name>/rollback", responses={201: VERSION})
 def rollback(path: ModelPath) -> tuple[Response, int]:
     """Serve the previous production version's configuration again, recorded as a new version."""
-    _require_admin()
+    require_admin("change model versions")
     return _answer(services().registry.versions.rollback(_model(path.name)), 201)
 
 

@@ -11,12 +11,12 @@ from typing import Any, TextIO
 
 import click
 import yaml
-from flask import Response, g, jsonify
+from flask import Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from api.errors import ApiError
 from api.openapi import ApiBlueprint, json_object
 from api.services import services
+from api.tenancy import require_admin
 from core.errors import validation_fields
 from models.prompts.spec import LABEL, PROMPT_NAME, PromptSpec
 from storage.clock import utcnow
@@ -59,16 +59,10 @@ class MetricsQuery(BaseModel):
         return self
 
 
-def _require_admin(action: str) -> None:
-    """Prompts are shared by every tenant: where managed keys exist, only an admin key changes them."""
-    if g.get("api_key_id") and not g.get("api_key_admin"):
-        raise ApiError(403, "forbidden", f"Only an admin key may {action}")
-
-
 @bp.post("/prompts", responses={201: json_object("{name, version}: the version created")})
 def push_prompt(body: PromptSpec) -> tuple[Response, int]:
     """Add a version: version 1 of a new name, else the next number. Versions never change once created."""
-    _require_admin("push prompt versions")
+    require_admin("push prompt versions")
     version, _ = services().prompts.push(body)
     return jsonify({"name": body.name, "version": version}), 201
 
@@ -83,7 +77,7 @@ def get_prompt(path: PromptPath) -> Response:
 def set_label(path: LabelPath, body: LabelBody) -> Response:
     """Point a label (`production`, `staging`, any name) at a version, atomically: calls naming the label render
     the old version or the new one, never neither."""
-    _require_admin("move prompt labels")
+    require_admin("move prompt labels")
     services().prompts.set_label(path.name, path.label, body.version)
     return jsonify({"name": path.name, "label": path.label, "version": body.version})
 

@@ -14,10 +14,9 @@ from flask import Response, jsonify
 from pydantic import BaseModel
 
 from ab_testing.rollout_spec import RolloutSpec
-from api.errors import ApiError
 from api.openapi import ApiBlueprint, RowId, json_object
 from api.services import services
-from api.tenancy import tenant
+from api.tenancy import require_admin
 from core.errors import AppError
 from models.base_model import BaseModel as Model
 from models.params import CallContext
@@ -45,8 +44,7 @@ def routed_model(name: str | None, context: CallContext) -> tuple[Model, CallCon
 @bp.post("/rollouts", responses={201: json_object("{id}: the rollout started at its first step")})
 def create_rollout(body: RolloutSpec) -> tuple[Response, int]:
     """Start moving the control's traffic to the candidate; 409 while a rollout (running or promoted) routes it."""
-    if tenant() is not None:
-        raise ApiError(403, "forbidden", "Only an admin key may start rollouts: they route every tenant's calls")
+    require_admin("start rollouts: they route every tenant's calls")
     return jsonify({"id": services().rollouts.create(body)}), 201
 
 

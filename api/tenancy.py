@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from api.errors import ApiError
 from api.openapi import MAX_ROW_ID
 
 
@@ -12,6 +13,12 @@ def tenant() -> str | None:
     if g.get("api_key_admin", True):
         return None
     return g.get("api_key_id")
+
+
+def require_admin(action: str) -> None:
+    """Refuse (403) a managed non-admin key the `action` on what every tenant shares; open without keys."""
+    if tenant() is not None:
+        raise ApiError(403, "forbidden", f"Only an admin key may {action}")
 
 
 def caller_key() -> str | None:
