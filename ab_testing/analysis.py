@@ -26,7 +26,7 @@ def analyze(experiment: Mapping[str, Any], aggregates: Mapping[str, Any]) -> dic
     metrics = metric_names(aggregates, experiment["primary_metric"])
     summaries = [summarize_variant(variant, control, aggregates, metrics) for variant in experiment["variants"]]
     comparisons = compare_all(summaries, control, metrics, experiment.get("multiple_testing", "holm"))
-    add_sequential(comparisons, summaries, experiment["alpha"])
+    add_sequential(comparisons, summaries, experiment["alpha"], experiment.get("planned_sample_size"))
     add_cuped(comparisons, aggregates.get("covariates", {}))
     health = health_check(experiment, summaries)
     decision, winner, reason = decide(experiment, summaries, comparisons, health)
@@ -98,15 +98,21 @@ def compare_all(summaries: list[dict[str, Any]], control: str, metrics: list[str
     return comparisons
 
 
-def add_sequential(comparisons: list[dict[str, Any]], summaries: list[dict[str, Any]], alpha: float) -> None:
+def add_sequential(comparisons: list[dict[str, Any]], summaries: list[dict[str, Any]], alpha: float,
+                   planned_sample_size: int | None = None) -> None:
     """Anytime-valid figures beside the fixed-horizon ones (mSPRT, see `sequential`): safe to read at every look.
 
     `sequential_p_value` is this look's value (the always-valid p-value is its running minimum over looks), and
-    `confidence_sequence` the 1 - alpha interval for the absolute lift that holds at every look at once.
+    `confidence_sequence` the 1 - alpha interval for the absolute lift that holds at every look at once. With a
+    planned sample size, each pair's test is calibrated to its share of it (by weight) and spends all of alpha by
+    then; `sequential_horizon` gives that share, and past it the open-ended test takes over.
     """
     by_name = {s["name"]: s for s in summaries}
+    total_weight = sum(s["weight"] for s in summaries)
     for comparison in comparisons:
         t, c = by_name[comparison["variant"]], by_name[comparison["control"]]
+        horizon = (round(planned_sample_size * (t["weight"] + c["weight"]) / total_weight)
+                   if planned_sample_size is not None and total_weight > 0 else None)
         for metric, entry in comparison["metrics"].items():
             if metric == "conversion":
                 variance = sequential.proportion_variance(t["successes"], t["n"], c["successes"], c["n"])
@@ -117,8 +123,10 @@ def add_sequential(comparisons: list[dict[str, Any]], summaries: list[dict[str, 
                             if m_t["variance"] is not None and m_c["variance"] is not None else None)
                 n = m_t["n"] + m_c["n"]
             diff = entry["absolute_lift"]
-            p_value, interval = (None, None) if diff is None else sequential.sequential_test(diff, variance, n, alpha)
+            p_value, interval = (None, None) if diff is None else sequential.sequential_test(
+                diff, variance, n, alpha, horizon=horizon)
             entry["sequential_p_value"], entry["confidence_sequence"] = p_value, _pair(interval)
+            entry["sequential_horizon"] = horizon if horizon is not None and n <= horizon else None
 
 
 def compare_metric(metric: str, treatment: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,8 +181,8 @@ def _entry(test_name: str, control_value: float | None, treatment_value: float |
 def add_cuped(comparisons: list[dict[str, Any]], covariates: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
     """A `cuped` entry on each metric whose every variant has pre-period sums, `covariates[variant][metric]`.
 
-    The sums (n, sum_x, sum_y, sum_xx, sum_yy, sum_xy over units with both values) are not stored yet: this is
-    where a store that records each unit's pre-period value plugs in.
+    The store sums (n, sum_x, sum_y, sum_xx, sum_yy, sum_xy) over the outcomes of the experiment's `cuped_metrics`,
+    each of which carries its unit's pre-period value.
     """
     if not comparisons:
         return

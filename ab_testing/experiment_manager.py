@@ -82,7 +82,8 @@ class ExperimentManager:
              "control": spec.control, "coverage": spec.coverage, "seed": spec.seed or key,
              "primary_metric": spec.primary_metric, "alpha": spec.alpha, "power": spec.power,
              "min_sample_size": spec.min_sample_size, "min_conversions": spec.min_conversions, "mde": spec.mde,
-             "multiple_testing": spec.multiple_testing, "api_key_id": owner},
+             "multiple_testing": spec.multiple_testing, "planned_sample_size": spec.planned_sample_size,
+             "cuped_metrics": spec.cuped_metrics or None, "api_key_id": owner},
             [variant.model_dump() for variant in spec.variants],
         )
         log.info("Experiment created: %s (ID: %s)", spec.name, experiment_id)
@@ -174,6 +175,7 @@ class ExperimentManager:
                  for o in outcomes]
         experiment = self.get_experiment(experiment_id)
         self._check_variants(experiment, [spec.variant for spec in specs])
+        _check_pre_period(experiment, specs)
         try:
             written = self.store.add_results(experiment_id, [spec.model_dump() for spec in specs],
                                              accept_status="running")
@@ -213,6 +215,21 @@ class ExperimentManager:
                     f"Experiment {experiment['id']} has no variant {name!r}. Variants: {', '.join(known)}",
                     details={"variant": name, "variants": known},
                 )
+
+
+def _check_pre_period(experiment: Mapping[str, Any], outcomes: Iterable[OutcomeSpec]) -> None:
+    """CUPED pairs each unit's metric with its pre-period value: a declared metric needs one in every outcome that
+    reports it, and an undeclared one takes none (it would silently be ignored)."""
+    declared = set(experiment.get("cuped_metrics") or ())
+    for index, outcome in enumerate(outcomes):
+        missing = sorted((declared & outcome.metrics.keys()) - outcome.pre_period.keys())
+        undeclared = sorted(outcome.pre_period.keys() - declared)
+        if missing or undeclared:
+            reason = (f"pre_period needs {', '.join(missing)} (declared in the experiment's cuped_metrics)" if missing
+                      else f"pre_period has {', '.join(undeclared)}, not in the experiment's cuped_metrics")
+            field = f"outcomes.{index}.pre_period"
+            raise InvalidExperimentError(f"Invalid result: {field}: {reason}",
+                                         details={"fields": [{"field": field, "reason": reason}]})
 
 
 def _with_original_variants(experiment: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,10 @@ what it reports is the current look's value, which the running minimum can only 
 tau2 (`mixing_variance`) is GrowthBook's choice, from the normal-mixture boundary of Howard et al. (2021): the
 confidence sequence is tightest at a planned total sample size n_star, tau2 = rho^2 * sigma^2 with
 rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / n_star and sigma^2 = V * n the per-user variance of the estimate.
+
+The open-ended test is conservative over any finite run (about 2% false positives for 100 looks at alpha 5%,
+benchmarks/bench_sequential). An experiment that declares its planned sample size gets the truncated mSPRT
+(`horizon`): the same statistic with a threshold calibrated to spend all of alpha by then.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from ab_testing.horizon import horizon_log_threshold, horizon_pvalue
 from ab_testing.statistics import Interval, special
 
 # The total sample size at which the confidence sequence is tightest: GrowthBook's default of 5,000 users. Over
@@ -56,10 +61,15 @@ def always_valid_pvalue(diff: float, variance: float, tau2: float) -> float:
     return min(1.0, math.exp(-log_likelihood_ratio(diff, variance, tau2)))
 
 
-def confidence_sequence(diff: float, variance: float, tau2: float, alpha: float) -> Interval:
-    """The 1 - alpha confidence sequence: covers the true effect at every look at once, with probability 1 - alpha."""
-    half = math.sqrt(variance * (variance + tau2) / tau2 * (math.log((variance + tau2) / variance)
-                                                             - 2 * math.log(alpha)))
+def confidence_sequence(diff: float, variance: float, tau2: float, alpha: float,
+                        log_threshold: float | None = None) -> Interval:
+    """The 1 - alpha confidence sequence: covers the true effect at every look at once, with probability 1 - alpha.
+
+    It is the set of effects whose Lambda stays below the rejection level: 1 / alpha open-ended, or
+    exp(`log_threshold`) for a test calibrated to a planned sample size (`horizon`).
+    """
+    log_level = -math.log(alpha) if log_threshold is None else log_threshold
+    half = math.sqrt(variance * (variance + tau2) / tau2 * (math.log((variance + tau2) / variance) + 2 * log_level))
     return (diff - half, diff + half)
 
 
@@ -72,13 +82,22 @@ def running_minimum(p_values: Iterable[float]) -> list[float]:
 
 
 def sequential_test(diff: float, variance: float | None, n: int, alpha: float,
-                    planned_n: int = PLANNED_SAMPLE_SIZE) -> tuple[float | None, Interval | None]:
+                    planned_n: int = PLANNED_SAMPLE_SIZE, *,
+                    horizon: int | None = None) -> tuple[float | None, Interval | None]:
     """Always-valid p-value and confidence sequence of a difference d with variance V after `n` users in all.
 
-    None where V is undefined or zero (no data, no variation), as the fixed-horizon tests do.
+    With a `horizon` (the planned sample size) and n within it, the mixture is tuned to the horizon and calibrated
+    to it (`horizon` module): valid for any looks up to the horizon, and spending the whole alpha by then. Without
+    one, or past it, the open-ended mSPRT. None where V is undefined or zero (no data, no variation), as the
+    fixed-horizon tests do.
     """
     if variance is None or variance <= 0 or n <= 0:
         return None, None
+    if horizon is not None and n <= horizon:
+        tau2 = mixing_variance(variance, n, alpha, horizon)
+        log_lr = log_likelihood_ratio(diff, variance, tau2)
+        return (horizon_pvalue(log_lr, alpha),
+                confidence_sequence(diff, variance, tau2, alpha, horizon_log_threshold(alpha)))
     tau2 = mixing_variance(variance, n, alpha, planned_n)
     return always_valid_pvalue(diff, variance, tau2), confidence_sequence(diff, variance, tau2, alpha)
 

@@ -40,6 +40,8 @@ class VariantSpec(BaseModel):
 
 
 MAX_COUNT = 10**12  # sample-size settings stay far inside a 64-bit database integer
+MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ExperimentSpec(BaseModel):
@@ -60,6 +62,14 @@ class ExperimentSpec(BaseModel):
     mde: float | None = Field(default=0.05, gt=0, allow_inf_nan=False)
     multiple_testing: Literal["holm", "bh"] = Field(
         default="holm", description="Adjustment across treatments: holm (family-wise error) or bh (false discovery)")
+    planned_sample_size: int | None = Field(
+        default=None, ge=2, le=MAX_COUNT,
+        description="Units (all variants) the experiment plans to reach: its sequential tests are calibrated to "
+                    "spend all of alpha by then, instead of the open-ended mSPRT's conservative bound")
+    cuped_metrics: list[MetricName] = Field(
+        default_factory=list, max_length=50,
+        description="Named metrics whose every outcome carries the unit's pre-period value (`pre_period`), for "
+                    "CUPED variance reduction")
     start: bool = False
 
     @model_validator(mode="after")
@@ -75,6 +85,9 @@ class ExperimentSpec(BaseModel):
             raise ValueError(f"control: {self.control!r} is not one of the variants ({', '.join(names)})")
         if self.primary_metric in RESERVED_METRICS - {"conversion"}:
             raise ValueError(f"primary_metric: {self.primary_metric!r} is not a metric")
+        reserved = sorted((RESERVED_METRICS | {"rating"}) & set(self.cuped_metrics))
+        if reserved:
+            raise ValueError(f"cuped_metrics: {', '.join(reserved)} are not named metrics")
         return self
 
 
@@ -86,8 +99,6 @@ def legacy_spec(name: str, variant_a: str, variant_b: str) -> ExperimentSpec:
     )
 
 
-MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class OutcomeSpec(BaseModel):
@@ -99,6 +110,9 @@ class OutcomeSpec(BaseModel):
     success: bool
     rating: FiniteFloat | None = None
     metrics: dict[MetricName, FiniteFloat] = Field(default_factory=dict, max_length=50)
+    pre_period: dict[MetricName, FiniteFloat] = Field(
+        default_factory=dict, max_length=50,
+        description="The unit's value of each metric before the experiment (0 when it had none), for CUPED")
     outcome_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("metrics")
@@ -108,3 +122,10 @@ class OutcomeSpec(BaseModel):
         if reserved:
             raise ValueError(f"metric names {', '.join(reserved)} are reserved")
         return metrics
+
+    @model_validator(mode="after")
+    def _pre_period_of_reported_metrics(self) -> OutcomeSpec:
+        extra = sorted(self.pre_period.keys() - self.metrics.keys())
+        if extra:
+            raise ValueError(f"pre_period: {', '.join(extra)} not among this outcome's metrics")
+        return self

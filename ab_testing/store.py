@@ -22,6 +22,9 @@ from ab_testing.tables import (
 from storage.clock import utcnow
 from storage.database import inserted_id, is_sqlite, read, write
 
+# Per (variant, metric): sums over outcomes with a pre-period value x of the metric y (`cuped.CovariateSums`).
+COVARIATE_SUMS = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+
 
 class ExperimentMissing(LookupError):
     """No experiment has that id."""
@@ -171,7 +174,8 @@ class ExperimentStore:
                     written[i] = (int(new_id), False)
             done = [w for w in written if w is not None]
             assert len(done) == len(rows), "every result has its id"
-            metric_rows = [_metric_row(experiment_id, r["variant"], name, value, now, result_id=done[i][0])
+            metric_rows = [_metric_row(experiment_id, r["variant"], name, value, now, result_id=done[i][0],
+                                       pre_period_value=(r.get("pre_period") or {}).get(name))
                            for i, r in enumerate(results) if not done[i][1]
                            for name, value in (r.get("metrics") or {}).items() if value is not None]
             if metric_rows:
@@ -191,6 +195,12 @@ class ExperimentStore:
                 select(m.c.variant, m.c.name, func.count(), func.sum(m.c.value), func.sum(m.c.value * m.c.value))
                 .where(m.c.experiment_id == experiment_id).group_by(m.c.variant, m.c.name)
             ).all()
+            paired = m.c.pre_period_value
+            covariate_rows = conn.execute(
+                select(m.c.variant, m.c.name, func.count(), func.sum(paired), func.sum(m.c.value),
+                       func.sum(paired * paired), func.sum(m.c.value * m.c.value), func.sum(paired * m.c.value))
+                .where(m.c.experiment_id == experiment_id, paired.is_not(None)).group_by(m.c.variant, m.c.name)
+            ).all()
             assigned = _counts(conn, experiment_assignments, experiment_id)
             exposed = _counts(conn, experiment_exposures, experiment_id)
         outcome_sums = {
@@ -200,7 +210,12 @@ class ExperimentStore:
         metric_sums: dict[str, dict[str, dict[str, float]]] = {}
         for variant, name, n, total, total_sq in metrics:
             metric_sums.setdefault(variant, {})[name] = _sums(n, total, total_sq)
-        return {"results": outcome_sums, "metrics": metric_sums, "assignments": assigned, "exposures": exposed}
+        covariates: dict[str, dict[str, dict[str, float]]] = {}
+        for variant, name, n, *sums in covariate_rows:
+            covariates.setdefault(variant, {})[name] = {
+                "n": int(n), **{key: float(total or 0.0) for key, total in zip(COVARIATE_SUMS, sums, strict=True)}}
+        return {"results": outcome_sums, "metrics": metric_sums, "covariates": covariates, "assignments": assigned,
+                "exposures": exposed}
 
 
 def _sums(n: Any, total: Any, total_sq: Any) -> dict[str, float]:
@@ -214,9 +229,9 @@ def _counts(conn: Connection, table: Table, experiment_id: int) -> dict[str, int
 
 
 def _metric_row(experiment_id: int, variant: str, name: str, value: float, now: datetime,
-                **link: int) -> dict[str, Any]:
+                **link: float | None) -> dict[str, Any]:
     return {"experiment_id": experiment_id, "variant": variant, "name": name, "value": float(value),
-            "created_at": now, "result_id": None, "exposure_id": None, **link}
+            "created_at": now, "result_id": None, "exposure_id": None, "pre_period_value": None, **link}
 
 
 def _locked_status(conn: Connection, experiment_id: int, *, shared: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -42,6 +43,9 @@ experiments = Table(
     Column("api_key_id", String(64)),  # the managed key that owns it; NULL: an admin's, or no keys
     # How p-values are adjusted across treatments: `holm` (family-wise error) or `bh` (false discovery rate).
     Column("multiple_testing", String(10), nullable=False, server_default="holm"),
+    # Total units the experiment plans to reach: its sequential tests spend their whole alpha by then.
+    Column("planned_sample_size", BigInteger),
+    Column("cuped_metrics", JSON),  # named metrics whose outcomes carry the unit's pre-period value (CUPED)
 )
 
 experiment_variants = Table(
@@ -108,6 +112,7 @@ experiment_metric_values = Table(
     Column("value", Float, nullable=False),
     Column("result_id", ID_TYPE, ForeignKey("experiment_results.id")),
     Column("exposure_id", ID_TYPE, ForeignKey("experiment_exposures.id")),
+    Column("pre_period_value", Float),  # the unit's value of this metric before the experiment, for CUPED
     Column("created_at", DateTime, nullable=False),
     Index("ix_experiment_metric_values_variant", "experiment_id", "variant", "name"),
 )

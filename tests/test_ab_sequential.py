@@ -1,6 +1,7 @@
 """Anytime-valid statistics (mSPRT, sequential SRM), Benjamini-Hochberg, and their place in the analysis output.
 
-The full 2,000-simulation A/A figures are in benchmarks/bench_sequential; a quick run of the same code is here.
+The full A/A figures (20,000 simulations per row) are in benchmarks/bench_sequential; a quick run of the same code
+is here, and the test calibrated to a planned sample size in test_ab_horizon.
 """
 
 from __future__ import annotations
