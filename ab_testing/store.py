@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ab_testing.tables import (
     experiment_assignments,
@@ -20,7 +18,7 @@ from ab_testing.tables import (
     experiments,
 )
 from storage.clock import utcnow
-from storage.database import inserted_id, is_sqlite, read, write
+from storage.database import inserted_id, read, upsert_into, write
 
 # Per (variant, metric): sums over outcomes with a pre-period value x of the metric y (`cuped.CovariateSums`).
 COVARIATE_SUMS = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
@@ -40,8 +38,7 @@ class ExperimentStatusConflict(Exception):
 
 def insert_ignore(conn: Connection, table: Table, values: Mapping[str, Any], conflict: Sequence[str]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; the new id, or None when a row existed."""
-    dialect_insert = sqlite_insert if is_sqlite(conn) else pg_insert
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
+    statement = upsert_into(conn, table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
     return conn.execute(statement.returning(table.c.id)).scalar()
 
 

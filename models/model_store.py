@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Engine, Integer, String, Table, select, update
+from sqlalchemy import JSON, Column, DateTime, Engine, Integer, String, Table, select
 
 from models.errors import UnknownModelError
 from storage.clock import utcnow
-from storage.database import inserted_id, metadata, read, write
+from storage.database import metadata, read, upsert_into, write
 
 registered_models = Table(
     "registered_models",
@@ -31,18 +31,14 @@ class ModelStore:
         self.engine = engine
 
     def upsert(self, name: str, provider: str, **details: Any) -> int:
-        """Insert or refresh the entry for `name` and return its stable id."""
+        """Insert or refresh the entry for `name` and return its stable id; processes starting together on one
+        database race to insert it, and one INSERT ... ON CONFLICT lets every one of them win."""
         now = utcnow()
         values = {"provider": provider, "updated_at": now, **details}
         with write(self.engine) as conn:
-            existing = conn.execute(
-                select(registered_models.c.id).where(registered_models.c.name == name)
-            ).scalar()
-            if existing is not None:
-                conn.execute(update(registered_models).where(registered_models.c.id == existing).values(**values))
-                return int(existing)
-            result = conn.execute(registered_models.insert().values(name=name, created_at=now, **values))
-            return inserted_id(result)
+            statement = upsert_into(conn, registered_models).values(name=name, created_at=now, **values)
+            statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
+            return int(conn.execute(statement.returning(registered_models.c.id)).scalar_one())
 
     def get_id(self, name: str) -> int | None:
         """The id registered under `name`, or None."""

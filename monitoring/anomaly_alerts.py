@@ -25,13 +25,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitoring.model_health import ModelHealth, ModelHealthService
 from monitoring.webhooks import WebhookNotifier
 from storage.clock import utcnow
-from storage.database import ID_TYPE, is_sqlite, metadata, read, write
+from storage.database import ID_TYPE, metadata, read, upsert_into, write
 
 OPEN = 1
 
@@ -82,10 +80,9 @@ class AnomalyAlerts:
             if ended:
                 conn.execute(update(anomaly_alerts).where(anomaly_alerts.c.id.in_(ended))
                              .values(open_episode=None, ended_at=now))
-            insert = sqlite_insert if is_sqlite(conn) else pg_insert
             for model, rule in sorted(firing - open_now.keys()):
                 values = _alert(reports[model], rule, now, pending=self._notifying)
-                alert_id = conn.execute(insert(anomaly_alerts).values(**values).on_conflict_do_nothing(
+                alert_id = conn.execute(upsert_into(conn, anomaly_alerts).values(**values).on_conflict_do_nothing(
                     index_elements=["model", "rule", "open_episode"]).returning(anomaly_alerts.c.id)).scalar()
                 if alert_id is not None:  # else another process opened it first
                     raised.append({"id": alert_id, **values})

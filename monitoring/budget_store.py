@@ -28,12 +28,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.errors import ConflictError
 from storage.clock import utcnow
-from storage.database import inserted_id, is_sqlite, metadata, read, write
+from storage.database import inserted_id, is_sqlite, metadata, read, upsert_into, write
 
 budgets = Table(
     "budgets",
@@ -220,8 +218,7 @@ class BudgetStore:
     def add_alert(self, **values: Any) -> dict[str, Any] | None:
         """Persist an alert once per budget, window and threshold; None when it already exists."""
         with write(self.engine) as conn:
-            insert = sqlite_insert if is_sqlite(conn) else pg_insert
-            stmt = insert(budget_alerts).values(**values, created_at=utcnow()).on_conflict_do_nothing(
+            stmt = upsert_into(conn, budget_alerts).values(**values, created_at=utcnow()).on_conflict_do_nothing(
                 index_elements=["budget_id", "window_start", "threshold"]
             ).returning(budget_alerts.c.id)
             alert_id = conn.execute(stmt).scalar()

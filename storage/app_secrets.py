@@ -6,10 +6,8 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import Column, Engine, String, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import metadata, read, upsert_into, write
 
 app_secrets = Table(
     "app_secrets",
@@ -26,7 +24,6 @@ def shared_secret(engine: Engine, name: str) -> str:
     if value is not None:
         return str(value)
     with write(engine) as conn:
-        insert = sqlite_insert if is_sqlite(conn) else pg_insert
-        conn.execute(insert(app_secrets).values(name=name, value=secrets.token_hex(32))
+        conn.execute(upsert_into(conn, app_secrets).values(name=name, value=secrets.token_hex(32))
                      .on_conflict_do_nothing(index_elements=["name"]))
         return str(conn.execute(select(app_secrets.c.value).where(app_secrets.c.name == name)).scalar_one())

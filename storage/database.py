@@ -19,7 +19,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import BigInteger, Connection, CursorResult, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    CursorResult,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings, get_settings
@@ -38,6 +51,12 @@ _engines_lock = threading.Lock()
 
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def upsert_into(conn: Connection, table: Table) -> Any:
+    """INSERT for `table` in the connection's dialect, which has `on_conflict_do_nothing` / `_do_update` (SQLite
+    and PostgreSQL spell them alike), for writes that must not race a concurrent insert of the same key."""
+    return (sqlite_insert if is_sqlite(conn) else pg_insert)(table)
 
 
 def sqlite_file(engine: Engine) -> str | None:

@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cachetools import LRUCache
 from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.clock import utcnow
-from storage.database import is_sqlite, metadata, read, write
+from storage.database import metadata, read, upsert_into, write
 
 if TYPE_CHECKING:
     import redis
@@ -65,8 +63,7 @@ class SqlCacheBackend:
         row = {"key": key, "model": model, "value": value, "bytes": len(value.encode()), "created_at": now,
                "expires_at": now + timedelta(seconds=ttl_s)}
         with write(self.engine) as conn:
-            insert = sqlite_insert if is_sqlite(conn) else pg_insert
-            statement = insert(response_cache).values(**row)
+            statement = upsert_into(conn, response_cache).values(**row)
             conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
                 name: statement.excluded[name] for name in row if name != "key"}))
 

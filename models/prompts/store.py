@@ -11,14 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from models.prompts.errors import PromptNotFoundError
 from models.prompts.spec import DEFAULT_LABEL, PromptTarget
 from models.prompts.tables import prompt_labels, prompt_versions, prompts
 from storage.clock import utcnow
-from storage.database import is_sqlite, read, write
+from storage.database import read, upsert_into, write
 
 
 class PromptStore:
@@ -34,7 +32,7 @@ class PromptStore:
         """
         now = utcnow()
         with write(self.engine) as conn:
-            conn.execute(_insert(conn, prompts).values(name=name, created_at=now)
+            conn.execute(upsert_into(conn, prompts).values(name=name, created_at=now)
                          .on_conflict_do_nothing(index_elements=["name"]))
             prompt_id = conn.execute(select(prompts.c.id).where(prompts.c.name == name).with_for_update()).scalar_one()
             latest = conn.execute(
@@ -53,7 +51,7 @@ class PromptStore:
         with write(self.engine) as conn:
             prompt_id = _prompt_id(conn, name)
             _version_row(conn, prompt_id, name, version)
-            statement = _insert(conn, prompt_labels).values(prompt_id=prompt_id, label=label, version=version,
+            statement = upsert_into(conn, prompt_labels).values(prompt_id=prompt_id, label=label, version=version,
                                                             updated_at=utcnow())
             conn.execute(statement.on_conflict_do_update(
                 index_elements=["prompt_id", "label"],
@@ -86,8 +84,6 @@ class PromptStore:
             return _version_dict(_version_row(conn, prompt_id, target.name, version))
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (sqlite_insert if is_sqlite(conn) else pg_insert)(table)
 
 
 def _prompt_id(conn: Connection, name: str) -> int:
