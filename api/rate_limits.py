@@ -37,7 +37,7 @@ def register_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
         key_func=_limit_key,
         app=app,
         default_limits=[settings.rate_limit],
-        storage_uri=settings.rate_limit_storage_url or "memory://",
+        storage_uri=settings.rate_limit_store_url or "memory://",
         storage_options=_STORE_OPTIONS,
         in_memory_fallback_enabled=True,
         swallow_errors=True,

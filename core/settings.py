@@ -166,6 +166,16 @@ class Settings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
     @property
+    def cache_store_url(self) -> str | None:
+        """Where cached answers live: CACHE_URL, else REDIS_URL; None keeps them in the database."""
+        return self.cache_url or self.redis_url
+
+    @property
+    def rate_limit_store_url(self) -> str | None:
+        """Where rate-limit counters live: RATE_LIMIT_STORAGE_URL, else REDIS_URL; None keeps them per process."""
+        return self.rate_limit_storage_url or self.redis_url
+
+    @property
     def has_gemini_key(self) -> bool:
         return self.gemini_api_key is not None and bool(self.gemini_api_key.get_secret_value())
 

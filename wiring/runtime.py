@@ -55,9 +55,9 @@ def build_runtime(settings: Settings, engine: Engine) -> Runtime:
     if settings.cache_enabled:
         every_model = CachePolicy(ttl_s=settings.cache_ttl_seconds,
                                   semantic=SemanticPolicy() if settings.cache_semantic else None)
-    cache = ResponseCache(backend_for(engine, settings.cache_url), default_policy=every_model,
+    cache = ResponseCache(backend_for(engine, settings.cache_store_url), default_policy=every_model,
                           memory_bytes=settings.cache_memory_mb * 1024 * 1024,
-                          cleared=None if settings.cache_url else ChangeStamp(engine, "cache"),
+                          cleared=None if settings.cache_store_url else ChangeStamp(engine, "cache"),
                           semantic=SemanticIndex(engine))
     return Runtime(settings=settings, engine=engine, request_log=RequestLogRepository(engine),
                    pricing=PricingTable.for_settings(settings), budgets=budgets, hooks=(guard,), breakers=breakers,

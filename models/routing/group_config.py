@@ -10,6 +10,7 @@ from models.cache.policy import CachePolicy
 from models.routing.breakers import BreakerPolicy
 from models.routing.deployment_limits import DeploymentLimits
 from models.routing.group import BudgetPressure, ModelGroup
+from models.routing.shared_stats import deployment_stats_for
 from models.routing.strategies import Deployment, DeploymentStats, Orderer, Strategy
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ class GroupProblem(ValueError):
 
 def register_groups(registry: ModelRegistry, entries: list[GroupEntry]) -> None:
     """Build and register every group, each after the groups its fallbacks name; raises `GroupProblem`.
-    The groups share what this process sees of their deployments (calls in flight, latency)."""
-    stats = DeploymentStats()
+    The groups share what is seen of their deployments (calls in flight, latency): by this process, or with
+    REDIS_URL by every instance."""
+    stats = deployment_stats_for(registry.settings.redis_url)
     by_name = {entry.name: index for index, entry in enumerate(entries)}
     _check_names(registry, entries)
     built: set[str] = set()
