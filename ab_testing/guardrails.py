@@ -13,6 +13,13 @@ the ratio r: d = mean_t - r * mean_c with V = var_t / n_t + r^2 var_c / n_c. The
 p95, which has no simple variance, so the sequential test is on mean latency while the observed check is on the
 p95 ratio itself: a slower candidate is proven slower on the mean, and a step passes only with p95 within bounds.
 The mixture is tuned (`planned_n`) to the calls a step's decision is made at, where an early rollback matters most.
+
+Non-inferiority of the primary metric (`non_inferiority`), which gates the last step with a control arm and the
+promotion: the upper end of the confidence sequence of d - margin (error rate, in points) or of
+mean_t - (1 + margin) * mean_c (latency, cost) is at most 0, i.e. the candidate is proven not worse by more than the
+margin; a candidate proven better passes too (the margin-0 case). It never rolls back; it passes or holds. The
+error rate's variance is Agresti-Caffo's (one error and one success added to each arm), so two arms without errors
+still have one and can be proven alike.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ab_testing.rollout_spec import Guardrails
+from ab_testing.rollout_spec import Guardrails, PrimaryMetric
 from ab_testing.sequential import proportion_variance, sequential_test
 
 Verdict = Literal["breach", "hold", "pass"]
@@ -66,6 +73,37 @@ def evaluate(candidate: ArmCalls, control: ArmCalls, guardrails: Guardrails, pla
     ]
 
 
+def default_margin(metric: PrimaryMetric, guardrails: Guardrails) -> float:
+    """The guardrail's own limit, as a non-inferiority margin in the metric's unit."""
+    if metric == "error_rate":
+        return guardrails.error_rate_points
+    return (guardrails.p95_latency_ratio if metric == "latency" else guardrails.cost_per_call_ratio) - 1
+
+
+def non_inferiority(candidate: ArmCalls, control: ArmCalls, metric: PrimaryMetric, margin: float, alpha: float,
+                    planned_n: int) -> Check:
+    """Whether the candidate is proven not worse than the control on `metric` by more than `margin`."""
+    name = f"primary_{metric}"
+    if metric == "error_rate":
+        limit = margin
+        if not candidate.calls or not control.calls:
+            return Check(name, None, limit, None, "hold")
+        rise = candidate.errors / candidate.calls - control.errors / control.calls
+        excess, observed, n = rise - margin / 100, rise * 100, candidate.calls + control.calls
+        variance = proportion_variance(candidate.errors + 1, candidate.calls + 2, control.errors + 1,
+                                       control.calls + 2)
+    else:
+        limit = 1 + margin
+        values = (candidate.latencies, control.latencies) if metric == "latency" else (candidate.costs, control.costs)
+        if len(values[0]) < 2 or len(values[1]) < 2:
+            return Check(name, None, limit, None, "hold")
+        excess, variance = _mean_excess(values[0], values[1], limit)
+        observed, n = _safe_ratio(statistics.fmean(values[0]), statistics.fmean(values[1])), sum(map(len, values))
+    p_value, interval = sequential_test(excess, variance, n, alpha, planned_n)
+    upper = interval[1] if interval is not None else (excess if variance == 0 else None)  # no variation: exact
+    return Check(name, observed, limit, p_value, "pass" if upper is not None and upper <= 0 else "hold")
+
+
 def _error_rate(candidate: ArmCalls, control: ArmCalls, guardrails: Guardrails, planned_n: int) -> Check:
     limit = guardrails.error_rate_points
     if not candidate.calls or not control.calls:
@@ -81,17 +119,22 @@ def _ratio(name: str, candidate: Sequence[float], control: Sequence[float], limi
            planned_n: int, *, observed: Callable[[Sequence[float]], float]) -> Check:
     if not candidate or not control:
         return Check(name, None, limit, None, "hold")
-    excess = statistics.fmean(candidate) - limit * statistics.fmean(control)
-    variance = None
-    if len(candidate) > 1 and len(control) > 1:
-        variance = (statistics.variance(candidate) / len(candidate)
-                    + limit ** 2 * statistics.variance(control) / len(control))
+    excess, variance = _mean_excess(candidate, control, limit)
     p_value, _ = sequential_test(excess, variance, len(candidate) + len(control), alpha, planned_n)
     ratio = _safe_ratio(observed(candidate), observed(control))
     verdict = _verdict(excess, p_value, alpha)
     if verdict == "pass" and ratio > limit:
         verdict = "hold"
     return Check(name, ratio, limit, p_value, verdict)
+
+
+def _mean_excess(candidate: Sequence[float], control: Sequence[float], limit: float) -> tuple[float, float | None]:
+    """d = mean_t - limit * mean_c and its variance (None with fewer than two values in an arm)."""
+    excess = statistics.fmean(candidate) - limit * statistics.fmean(control)
+    if len(candidate) < 2 or len(control) < 2:
+        return excess, None
+    return excess, statistics.variance(candidate) / len(candidate) + limit ** 2 * statistics.variance(control) / len(
+        control)
 
 
 def _verdict(excess: float, p_value: float | None, alpha: float) -> Verdict:

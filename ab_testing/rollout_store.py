@@ -1,9 +1,10 @@
 """Rollouts in the database, so that any worker may advance one and it survives restarts.
 
-A control has at most one rollout routing its calls: `routed_control` holds the control's name while the rollout
-runs and after it is promoted (all its calls then go to the candidate), NULL once rolled back, under a unique key,
-so two processes cannot start competing rollouts of one control. Every move
-is conditional on the status and step it starts from, so when several workers advance at once exactly one wins.
+A control has at most one rollout routing its calls: `routed_control` holds the control's reference while the
+rollout runs or is paused, and after a model or group candidate is promoted (all its calls then go to the
+candidate, until the rollout is cancelled); NULL once it ends otherwise (a promoted version serves by itself). A
+unique key on it stops two processes from starting competing rollouts of one control. Every move (`MOVES`) is
+conditional on the status and step it starts from, so when several workers move a rollout at once exactly one wins.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from ab_testing.rollout_targets import Target
 from ab_testing.store import insert_ignore
 from models.request_log import request_log
 from storage.database import metadata, read, write
@@ -47,12 +49,14 @@ rollouts = Table(
     Column("min_calls_per_step", Integer, nullable=False),
     Column("min_seconds_per_step", Float, nullable=False),
     Column("guardrails", JSON, nullable=False),
-    Column("status", String(20), nullable=False),  # running, rolled_back or promoted
+    Column("status", String(20), nullable=False),  # running, paused, rolled_back, promoted or cancelled
     Column("step", Integer, nullable=False),  # index into steps
-    Column("routed_control", String(200)),  # the control while running or promoted, NULL once rolled back
+    Column("routed_control", String(200)),  # the control while its calls are routed (see above), else NULL
     Column("created_at", DateTime, nullable=False),
     Column("step_started_at", DateTime, nullable=False),
     Column("ended_at", DateTime),
+    Column("primary_metric", String(20), nullable=False, server_default="error_rate"),
+    Column("non_inferiority_margin", Float),  # None: the matching guardrail's limit
     UniqueConstraint("routed_control", name="uq_rollouts_routed_control"),
 )
 
@@ -62,7 +66,7 @@ rollout_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("rollout_id", Integer, ForeignKey("rollouts.id"), nullable=False),
     Column("at", DateTime, nullable=False),
-    Column("event", String(20), nullable=False),  # started, step, rolled_back or promoted
+    Column("event", String(20), nullable=False),  # started or one of MOVES
     Column("step", Integer, nullable=False),
     Column("percent", Float, nullable=False),
     Column("details", JSON),
@@ -70,6 +74,38 @@ rollout_events = Table(
 )
 
 COUNTED_STATUSES = ("success", "error")  # refused, cancelled and pending calls say nothing about the model
+
+
+@dataclass(frozen=True)
+class Move:
+    """A timeline event that changes the rollout: the statuses it may start from and what it leaves."""
+
+    starts_from: tuple[str, ...]
+    status: str
+    next_step: bool = False
+    restarts_step: bool = False  # the step's minimum time and calls count from now
+    ends: bool = False
+    stops_routing: bool = False
+
+
+MOVES: dict[str, Move] = {
+    "step": Move(("running",), "running", next_step=True, restarts_step=True),
+    "rolled_back": Move(("running",), "rolled_back", ends=True, stops_routing=True),
+    # A version candidate's promotion also stops routing (`move(..., stop_routing=True)`): it serves by itself.
+    "promoted": Move(("running",), "promoted", ends=True),
+    "paused": Move(("running",), "paused"),
+    "resumed": Move(("paused",), "running", restarts_step=True),
+    # A promoted rollout can be cancelled while it still routes its control's calls to a model or group candidate.
+    "cancelled": Move(("running", "paused", "promoted"), "cancelled", ends=True, stops_routing=True),
+    "promotion_failed": Move(("promoted",), "cancelled", stops_routing=True),
+}
+
+
+def can_move(rollout: Mapping[str, Any], event: str) -> bool:
+    """Whether `event` may happen to `rollout` now (a promoted rollout is cancelled only while it routes)."""
+    move = MOVES[event]
+    return rollout["status"] in move.starts_from and not (
+        event == "cancelled" and rollout["routed_control"] is None)
 
 
 @dataclass(frozen=True)
@@ -117,33 +153,51 @@ class RolloutStore:
             return [dict(row) for row in conn.execute(select(rollouts).where(rollouts.c.routed_control.is_not(None)))
                     .mappings()]
 
-    def move(self, rollout: Mapping[str, Any], event: str, now: datetime, details: Mapping[str, Any]) -> bool:
-        """Record `event` (step, rolled_back or promoted) unless another process moved the rollout first."""
-        ends = event != "step"
-        step = rollout["step"] + (0 if ends else 1)
-        values: dict[str, Any] = {"step": step, "step_started_at": now}
-        if ends:
-            values = {"status": event, "ended_at": now}
-            if event == "rolled_back":
-                values["routed_control"] = None
+    def recent(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """Rollouts without their timelines, newest first, of one status if given."""
+        query = select(rollouts).order_by(rollouts.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(rollouts.c.status == status)
+        with read(self.engine) as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def move(self, rollout: Mapping[str, Any], event: str, now: datetime, details: Mapping[str, Any], *,
+             stop_routing: bool = False) -> bool:
+        """Record `event` (one of MOVES) unless another process moved the rollout first (or `event` may not happen
+        to it, `can_move`); `stop_routing` also ends the routing of a move that would keep it."""
+        move = MOVES[event]
+        if not can_move(rollout, event):
+            return False
+        step = rollout["step"] + (1 if move.next_step else 0)
+        values: dict[str, Any] = {"status": move.status, "step": step}
+        if move.restarts_step:
+            values["step_started_at"] = now
+        if move.ends:
+            values["ended_at"] = now
+        if move.stops_routing or stop_routing:
+            values["routed_control"] = None
+        unchanged = [rollouts.c.id == rollout["id"], rollouts.c.status == rollout["status"],
+                     rollouts.c.step == rollout["step"]]
+        if event == "cancelled":
+            unchanged.append(rollouts.c.routed_control.is_not(None))
         with write(self.engine) as conn:
-            moved = conn.execute(update(rollouts).where(
-                rollouts.c.id == rollout["id"], rollouts.c.status == "running", rollouts.c.step == rollout["step"],
-            ).values(**values)).rowcount
+            moved = conn.execute(update(rollouts).where(*unchanged).values(**values)).rowcount
             if moved:
                 conn.execute(rollout_events.insert().values(rollout_id=rollout["id"], at=now, event=event, step=step,
                                                             percent=rollout["steps"][step], details=dict(details)))
         return bool(moved)
 
     def calls(self, rollout: Mapping[str, Any], until: datetime) -> list[LoggedCall]:
-        """The calls the rollout routed, from its start to `until`: bounded by time and by the two arms' names
-        (a group's calls are logged under its deployments, with the group in `route_group`)."""
-        names = [rollout["control"], rollout["candidate"]]
+        """The calls the rollout routed, from its start to `until`: bounded by time and by the two arms' models
+        (a group's calls are logged under its deployments, with the group in `route_group`) or prompt."""
+        control, candidate = Target.parse(rollout["control"]), Target.parse(rollout["candidate"])
+        names = [control.name, candidate.name]  # a model version's calls are logged under the model's name
+        served = (request_log.c.prompt_name == control.name if control.kind == "prompt"
+                  else or_(request_log.c.model.in_(names), request_log.c.route_group.in_(names)))
         query = (select(request_log.c.tags, request_log.c.created_at, request_log.c.status, request_log.c.latency,
                         request_log.c.cost)
                  .where(request_log.c.created_at >= rollout["created_at"], request_log.c.created_at <= until,
-                        request_log.c.status.in_(COUNTED_STATUSES),
-                        or_(request_log.c.model.in_(names), request_log.c.route_group.in_(names))))
+                        request_log.c.status.in_(COUNTED_STATUSES), served))
         arms: dict[str, Arm] = {arm_tag(rollout["id"], arm): arm for arm in ("candidate", "control")}
         with read(self.engine) as conn:
             rows = conn.execute(query).all()

@@ -126,7 +126,8 @@ def generate(body: GenerateRequest) -> Response:
 
     The call's tags are the body's `tags`, the `X-Tags` header's (comma-separated) and the key's `metadata.tags`.
     """
-    rendered = services().prompts.render(body.prompt_ref) if body.prompt_ref is not None else None
+    user = body.user_id or g.get("api_key_id")  # whom a prompt rollout splits by
+    rendered = services().prompts.render(body.prompt_ref, user=user) if body.prompt_ref is not None else None
     request = GenerationRequest.build(body.prompt, messages=rendered.messages if rendered else body.messages,
                                       system=body.system, params=body.only_generation(), stream=body.stream)
     model, context = routed_model(body.model, CallContext(

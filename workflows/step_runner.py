@@ -102,7 +102,7 @@ class StepRunner:
         else:
             variables = {name: render(value, context) for name, value in step.prompt_ref.variables.items()}
             rendered = self.prompts.render(PromptRef(**step.prompt_ref.model_dump(exclude={"variables"}),
-                                                     variables=variables))
+                                                     variables=variables), user=caller.user_id or caller.api_key_id)
             messages, caller = rendered.messages, rendered.on(caller)
         system = render(step.system, context) if step.system else None
         return GenerationRequest.build(prompt, messages=messages, system=system, params=step.only_generation()), caller
