@@ -175,6 +175,7 @@ class AnthropicModel(BaseModel):
 def _read_message(message: Message, usage: Usage) -> str:
     """A whole answer: its usage, stop reason and tool calls taken; its text returned."""
     _read_usage(message.usage, usage)
+    usage.response_id, usage.response_model = message.id, message.model
     usage.finish_reason = finish_reason(message.stop_reason)
     calls = [tool_call(block.id, block.name, json.dumps(block.input)) for block in message.content
              if block.type == "tool_use"]
@@ -186,6 +187,7 @@ def _event_text(event: RawMessageStreamEvent, usage: Usage, blocks: dict[int, di
     """The text of one stream event; records usage, the stop reason and tool calls (built from their pieces)."""
     if event.type == "message_start":
         _read_usage(event.message.usage, usage)
+        usage.response_id, usage.response_model = event.message.id, event.message.model
     elif event.type == "content_block_start" and event.content_block.type == "tool_use":
         block = event.content_block
         blocks[event.index] = tool_call(block.id, block.name, "")

@@ -56,6 +56,7 @@ class Call(Generic[Request]):
     context: CallContext
     request_id: str
     extras: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)  # what the provider reports, as it reports it
 
     @property
     def user_id(self) -> str | None:
@@ -204,7 +205,7 @@ class CallPath:
             looked: CacheLookup | None = None) -> Generator[str, None, GenerationResult]:
         """Yield the provider's chunks, or a cached answer's (`looked`, else looked up here); the generator's
         return value is the recorded result. An answer the provider gave is kept when the cache policy allows."""
-        usage = Usage()
+        usage = call.usage
         chunks: list[str] = []
         started = time.monotonic()
         first_chunk_at: float | None = None
@@ -237,7 +238,7 @@ class CallPath:
 
     def embed(self, call: Call[EmbeddingRequest]) -> EmbeddingResult:
         """The provider's vectors, once the call is recorded (a failure is recorded, then raised)."""
-        usage = Usage()
+        usage = call.usage
         vectors: list[list[float]] = []
         started = time.monotonic()
         error: BaseException | None = None

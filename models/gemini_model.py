@@ -191,6 +191,7 @@ def _read(response: types.GenerateContentResponse, usage: Usage) -> str:
 
 def _read_usage(response: types.GenerateContentResponse, usage: Usage) -> None:
     """Take the counts of a response (or stream chunk) that carries usageMetadata; later ones win."""
+    usage.response_id, usage.response_model = response.response_id, response.model_version
     meta = response.usage_metadata
     if meta is not None:
         thoughts = meta.thoughts_token_count or 0

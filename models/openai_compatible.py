@@ -165,6 +165,7 @@ class OpenAICompatibleModel(BaseModel):
         if not isinstance(completion, dict):
             raise self._malformed(response.text)
         _read_usage(completion.get("usage"), usage)
+        usage.response_id, usage.response_model = completion.get("id"), completion.get("model")
         for choice in (completion.get("choices") or [])[:1]:
             usage.finish_reason = choice.get("finish_reason")
             message = choice.get("message") or {}
@@ -200,6 +201,7 @@ def _excerpt(response: httpx2.Response) -> str:
 
 def _chunk_text(chunk: ChatCompletionChunk, usage: Usage) -> Iterator[str]:
     """The text of one stream chunk; records its finish reason and, on the final chunk, the usage."""
+    usage.response_id, usage.response_model = chunk.id, chunk.model
     if chunk.usage is not None:
         _read_usage(chunk.usage.to_dict(), usage)
     for choice in chunk.choices[:1]:

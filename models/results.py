@@ -27,6 +27,9 @@ class Usage:
     cost: float | None = None
     # The functions the model asked to call, in OpenAI's shape: [{"id", "type": "function", "function": {...}}].
     tool_calls: list[dict[str, Any]] | None = None
+    # The provider's id of its reply and the model that actually answered (tracing reads them), when it says.
+    response_id: str | None = None
+    response_model: str | None = None
 
     def set(
         self,
