@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from flask import Response, g, jsonify
@@ -35,6 +36,8 @@ class RunRequest(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     user_id: UserId | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    run_async: bool = Field(default=False, alias="async",
+                            description="Answer 202 with `run_id` and `job_id` at once; a background job runs it")
 
     @model_validator(mode="after")
     def _one_source(self) -> RunRequest:
@@ -77,20 +80,40 @@ def _caller(user_id: str | None = None, tags: list[str] | None = None) -> CallCo
                        tags=tuple(tags) if tags else None)
 
 
-@bp.post("/workflow", responses={200: RUN_RESULT})
-def run_workflow(body: RunRequest) -> Response:
-    """Run a built-in template, inline `steps`, or a saved workflow on `input`."""
+@bp.post("/workflow", responses={200: RUN_RESULT, 202: json_object("{status: accepted, run_id, job_id}: with "
+                                                                   "`async`, the run's id before it starts")})
+def run_workflow(body: RunRequest) -> Response | tuple[Response, int]:
+    """Run a built-in template, inline `steps`, or a saved workflow on `input`; with `async`, in the background."""
     engine, caller = _engine(), _caller(body.user_id, body.tags)
+    if body.run_async:
+        return _run_in_background(engine, body)
     if body.workflow is not None:
         result = engine.run_saved(body.workflow, body.input, version=body.version, variables=body.variables,
                                   caller=caller)
     else:
-        definition: dict[str, Any] = (
-            WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
-            else {"name": body.name, "model": body.model, "steps": body.steps})
-        definition["max_tokens"] = body.max_tokens
-        result = engine.run(definition, body.input, variables=body.variables, caller=caller)
+        result = engine.run(_inline_definition(body), body.input, variables=body.variables, caller=caller)
     return jsonify({"status": "success", "workflow": result})
+
+
+def _inline_definition(body: RunRequest) -> dict[str, Any]:
+    definition: dict[str, Any] = (
+        WorkflowTemplates.get_template(body.template, body.model) if body.template is not None
+        else {"name": body.name, "model": body.model, "steps": body.steps})
+    definition["max_tokens"] = body.max_tokens
+    return definition
+
+
+def _run_in_background(engine: WorkflowEngine, body: RunRequest) -> tuple[Response, int]:
+    """Validate now (bad input is a 400 here, not a failed job), then queue a `workflow_run` job whose run takes
+    the id answered; poll GET /api/jobs/<job_id> or GET /api/workflow/runs/<run_id>."""
+    saved = engine.get_workflow(body.workflow, body.version) if body.workflow is not None else None
+    definition = saved["definition"] if saved is not None else _inline_definition(body)
+    engine.check(definition, body.variables)
+    run_id = str(uuid.uuid4())
+    payload = {"run_id": run_id, "definition": definition, "version": saved["version"] if saved else None,
+               "input": body.input, "variables": body.variables, "user_id": body.user_id, "tags": body.tags}
+    job_id = services().jobs.runner.submit("workflow_run", payload, api_key_id=g.get("api_key_id"))
+    return jsonify({"status": "accepted", "run_id": run_id, "job_id": job_id}), 202
 
 
 @bp.get("/workflow/templates", responses={200: json_object("The built-in templates by name")})

@@ -1,7 +1,8 @@
 """Benchmarks: every dataset item on every model, scored, stored as it completes, then summarized in a report.
 
 Progress is the run record's `completed` / `total`, updated with each stored answer; the CLI shows it as a
-progress bar through `on_progress`, and HTTP callers poll the run record while it runs in a background thread.
+progress bar through `on_progress`, and HTTP callers poll the run record while it runs as a background job (on a
+background thread when no job runner is wired, as for a library `BenchmarkRunner()`).
 A running run records its runner (`owner`) and a `heartbeat_at` the runner refreshes; a run whose runner died
 becomes `interrupted` (at the next runner's start or the service's next sweep), and `resume` finishes it, asking
 only for the answers it does not have yet.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import partial
@@ -26,13 +28,17 @@ from models.model_registry import ModelRegistry
 from models.params import PromptParams
 from models.results import GenerationResult
 from storage.heartbeat import RunHeartbeat, stale_after
+from storage.jobs.runner import JobContext
 
 if TYPE_CHECKING:
     from comparison.comparison_store import ComparisonStore
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (answers stored so far, total answers)
+# Hands work to the job runner: (job kind, payload, key starting it) -> job id
+Launcher = Callable[..., int]
 RESUMABLE = ("interrupted", "failed")
+WAIT_POLL_SECONDS = 0.05
 
 
 class BenchmarkRunner:
@@ -52,6 +58,7 @@ class BenchmarkRunner:
             store = ComparisonStore(self.registry.engine)
         self.store = store
         self._threads: dict[int, threading.Thread] = {}
+        self.launch: Launcher | None = None  # set by the composition root: background runs become jobs
         self._lock = threading.Lock()
         self.heartbeat = RunHeartbeat(self.store.benchmark_heartbeat, name="benchmark-heartbeat",
                                       interval=self.registry.settings.run_heartbeat_seconds)
@@ -108,7 +115,7 @@ class BenchmarkRunner:
         thread; poll the run record for progress."""
         with self.heartbeat.driving() as owner:
             self._claim_for_resume(run_id, owner)
-        self._in_background(run_id, lambda: self._drive_owned(run_id))
+        self._in_background(run_id, "resume", lambda: self._drive_owned(run_id))
 
     def _claim_for_resume(self, run_id: int, owner: str) -> None:
         if self.store.get_benchmark(run_id)["status"] == "running":
@@ -121,6 +128,21 @@ class BenchmarkRunner:
     def _drive_owned(self, run_id: int) -> dict[str, Any]:
         with self.heartbeat.driving():
             return self._drive(run_id, None)
+
+    def run_job(self, context: JobContext) -> dict[str, Any]:
+        """The handler of a `benchmark` job: start the run, or finish one `start_resume` claimed (in whichever
+        process runs the job, which takes the claim over with its own heartbeat); returns {run_id}."""
+        run_id, action = int(context.payload["run_id"]), context.payload["action"]
+        if action == "start":
+            self.execute(run_id)
+            return {"run_id": run_id}
+        with self.heartbeat.driving() as owner:
+            if not self.store.claim_benchmark(run_id, owner, ("running",)):
+                status = self.store.get_benchmark(run_id)["status"]
+                raise BenchmarkNotResumableError(f"Benchmark run {run_id} is {status}: its resume lapsed",
+                                                 details={"id": run_id, "status": status})
+            self._drive(run_id, None)
+        return {"run_id": run_id}
 
     def _drive(self, run_id: int, on_progress: Progress | None) -> dict[str, Any]:
         """Ask every (item, model) pair the claimed run has no answer for yet, then store the report."""
@@ -156,19 +178,29 @@ class BenchmarkRunner:
     def start(self, models: Sequence[str], dataset: Dataset | None = None, **options: Any) -> int:
         """Create the run and execute it on a background thread; poll the run record for progress."""
         run_id = self.create(models, dataset, **options)
-        self._in_background(run_id, lambda: self.execute(run_id))
+        self._in_background(run_id, "start", lambda: self.execute(run_id))
         return run_id
 
     def wait(self, run_id: int, timeout: float | None = None) -> bool:
-        """Block until a background run has finished; True when it has."""
+        """Block until a background run has finished (its record no longer pending or running); True when it has."""
         with self._lock:
             thread = self._threads.get(run_id)
         if thread is not None:
             thread.join(timeout)
             return not thread.is_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.store.get_benchmark(run_id)["status"] in ("pending", "running"):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(WAIT_POLL_SECONDS)
         return True
 
-    def _in_background(self, run_id: int, work: Callable[[], object]) -> None:
+    def _in_background(self, run_id: int, action: str, work: Callable[[], object]) -> None:
+        """As a `benchmark` job when a job runner is wired, else on a thread of this process."""
+        if self.launch is not None:
+            owner = self.store.get_benchmark(run_id)["api_key_id"]
+            self.launch("benchmark", {"run_id": run_id, "action": action}, api_key_id=owner)
+            return
         thread = threading.Thread(target=self._logged, args=(run_id, work), name=f"benchmark-{run_id}", daemon=True)
         with self._lock:
             self._threads[run_id] = thread

@@ -222,6 +222,27 @@ def test_warm_fills_the_cache_from_a_jsonl_file(app, svc, runner, tmp_path):
     assert refused.exit_code != 0 and "line 1" in refused.output
 
 
+def test_warm_runs_as_a_background_job_reporting_progress(app, svc, client):
+    import time
+
+    model = FakeModel("warmed")
+    model.cache_policy = POLICY
+    svc.registry.register_model(model)
+    requests = [{"model": "warmed", "prompt": p, "temperature": 0} for p in ("a", "b", "a")]
+    response = client.post("/api/cache/warm", json={"requests": requests})
+    assert response.status_code == 202, response.get_json()
+    deadline = time.monotonic() + 10
+    while (job := client.get(f"/api/jobs/{response.get_json()['job_id']}").get_json())["status"] != "succeeded":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.02)
+    assert job["result"] == {"already cached": 1, "called and kept": 2, "not cacheable": 0}
+    assert job["progress"] == {"done": 3, "total": 3} and len(model.calls) == 2
+    assert model.generate("b", temperature=0).cache == "exact"
+    unknown = client.post("/api/cache/warm", json={"requests": [{"model": "nope", "prompt": "a"}]})
+    assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "unknown_model"
+    assert client.post("/api/cache/warm", json={"requests": []}).status_code == 400
+
+
 def test_a_clearing_in_one_process_empties_every_processs_memory_level_at_once(sqlite_url):
     """On SQLite a stamp tells each process; elsewhere an entry in memory is trusted for 60 s at most."""
     from models.cache.response_cache import ResponseCache

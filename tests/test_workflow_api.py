@@ -129,3 +129,28 @@ def test_invalid_saved_definition_names_the_field(client) -> None:
     assert response.get_json()["error"]["details"]["fields"][0]["field"] == "steps.0.prompt_template"
     response = client.post("/api/workflows", json={"name": "bad name!", "steps": [{"prompt": "x"}]})
     assert response.status_code == 400 and response.get_json()["error"]["details"]["fields"][0]["field"] == "name"
+
+
+def test_an_async_run_answers_202_at_once_and_runs_as_a_job(client, svc, fake_model) -> None:
+    import time
+
+    response = _run(client, steps=[{"name": "draft", "prompt": "Write about {input}"}], model="fake",
+                    user_id="ana", **{"async": True})
+    assert response.status_code == 202, response.get_json()
+    accepted = response.get_json()
+    assert accepted["status"] == "accepted"
+    deadline = time.monotonic() + 10
+    while (job := client.get(f"/api/jobs/{accepted['job_id']}").get_json())["status"] != "succeeded":
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.02)
+    assert job["result"] == {"run_id": accepted["run_id"], "status": "succeeded"}
+    run = client.get(f"/api/workflow/runs/{accepted['run_id']}").get_json()["run"]
+    assert run["status"] == "succeeded" and len(fake_model.calls) == 1
+    row = svc.request_log.get(run["steps"][0]["request_id"])
+    assert (row["source"], row["user_id"]) == ("workflow", "ana") and "solar power" in row["prompt"]
+
+
+def test_an_async_run_with_bad_input_is_refused_before_any_job(client, svc) -> None:
+    response = _run(client, steps=[{"name": "draft", "prompt": "{missing}"}], model="fake", **{"async": True})
+    assert response.status_code == 400
+    assert svc.jobs.runner.store.has_pending("workflow_run") is False

@@ -135,12 +135,13 @@ class WorkflowEngine:
 
     def run(self, definition: WorkflowDefinition | dict[str, Any], initial_input: Any, *,
             variables: dict[str, Any] | None = None, version: int | None = None,
-            caller: CallContext | None = None) -> dict[str, Any]:
-        """Validate everything (no model is called before), persist a new run, then drive it."""
+            caller: CallContext | None = None, run_id: str | None = None) -> dict[str, Any]:
+        """Validate everything (no model is called before), persist a new run, then drive it. `run_id`: the id
+        the run takes (a background run's, announced before it starts); a new one by default."""
         definition = load_definition(definition)
         variables = dict(variables or {})
         models = self._validate(definition, variables)
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         input_text = initial_input if isinstance(initial_input, str) else str(initial_input)
         with self.heartbeat.driving() as owner:
             self.store.create_run(
@@ -153,11 +154,17 @@ class WorkflowEngine:
             return self._drive(run_id, definition, models, caller)
 
     def run_saved(self, name: str, initial_input: Any, *, version: int | None = None,
-                  variables: dict[str, Any] | None = None, caller: CallContext | None = None) -> dict[str, Any]:
+                  variables: dict[str, Any] | None = None, caller: CallContext | None = None,
+                  run_id: str | None = None) -> dict[str, Any]:
         """Run a saved workflow (default: its latest version); the run records the version used."""
         saved = self.get_workflow(name, version)
         return self.run(saved["definition"], initial_input, variables=variables, version=saved["version"],
-                        caller=caller)
+                        caller=caller, run_id=run_id)
+
+    def check(self, definition: WorkflowDefinition | dict[str, Any], variables: dict[str, Any] | None = None) -> None:
+        """Raise what `run` would for this definition and these variables, without running anything: a run started
+        in the background is refused up front, not when its job starts."""
+        self._validate(load_definition(definition), dict(variables or {}))
 
     def resume(self, run_id: str, *, caller: CallContext | None = None) -> dict[str, Any]:
         """Continue a failed or interrupted run from its first incomplete step; completed steps are kept."""

@@ -1,0 +1,87 @@
+"""The embedded job executor (no JOBS_URL / REDIS_URL): a bounded thread pool fed by one scheduler thread.
+
+The scheduler takes due jobs from the database, highest priority first, whenever a slot is free; it wakes on a
+submission and otherwise polls, so a scheduled job starts within one poll of its time, in whichever process
+polls first (the claim lets only one have it). Threads start on first use in each process, never in a pre-fork
+master (see `storage.run_sweeper`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from storage.jobs.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+class InProcessQueue:
+    """Runs jobs on up to `concurrency` threads of this process."""
+
+    def __init__(self, runner: JobRunner, *, concurrency: int, poll_seconds: float) -> None:
+        self.runner = runner
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pid = 0
+        self._busy = 0
+        self._pool: ThreadPoolExecutor | None = None
+
+    def dispatch(self, job_id: int, priority: int, scheduled_at: datetime) -> None:
+        """Wake the scheduler: the job runs as soon as it is due and a slot is free."""
+        self.wake()
+
+    def wake(self) -> None:
+        """Have the scheduler look for due jobs now."""
+        self.ensure_started()
+        self._wake.set()
+
+    def idle(self) -> bool:
+        """No job of this process is running or about to."""
+        with self._lock:
+            return self._busy == 0
+
+    def ensure_started(self) -> None:
+        """Start this process's scheduler thread and pool unless they run already (cheap: a pid comparison)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._busy = os.getpid(), 0
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+                threading.Thread(target=self._schedule_forever, name="job-scheduler", daemon=True).start()
+
+    def _schedule_forever(self) -> None:
+        while True:
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                self._start_due()
+            except Exception:  # a database hiccup: try again at the next poll
+                log.exception("Starting due jobs failed; retrying in %s s", self.poll_seconds)
+
+    def _start_due(self) -> None:
+        with self._lock:
+            free = self.concurrency - self._busy
+        if free <= 0:
+            return
+        for job_id in self.runner.store.next_due(free):
+            with self._lock:
+                self._busy += 1
+                assert self._pool is not None
+                self._pool.submit(self._run, job_id)
+
+    def _run(self, job_id: int) -> None:
+        try:
+            self.runner.run(job_id)
+        except Exception:  # the job record says what failed; keep the pool's thread
+            log.exception("Job %s failed outside its handler", job_id)
+        finally:
+            with self._lock:
+                self._busy -= 1
+            self._wake.set()  # a slot is free: look for the next due job
