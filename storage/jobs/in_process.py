@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -54,16 +55,8 @@ class InProcessQueue:
             if self._pid != os.getpid():
                 self._pid, self._busy = os.getpid(), 0
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
-                threading.Thread(target=self._schedule_forever, name="job-scheduler", daemon=True).start()
-
-    def _schedule_forever(self) -> None:
-        while True:
-            self._wake.wait(self.poll_seconds)
-            self._wake.clear()
-            try:
-                self._start_due()
-            except Exception:  # a database hiccup: try again at the next poll
-                log.exception("Starting due jobs failed; retrying in %s s", self.poll_seconds)
+                threading.Thread(target=_schedule_forever, args=(weakref.ref(self), self._wake, self.poll_seconds),
+                                 name="job-scheduler", daemon=True).start()
 
     def _start_due(self) -> None:
         with self._lock:
@@ -85,3 +78,19 @@ class InProcessQueue:
             with self._lock:
                 self._busy -= 1
             self._wake.set()  # a slot is free: look for the next due job
+
+
+def _schedule_forever(queue: weakref.ref[InProcessQueue], wake: threading.Event, poll_seconds: float) -> None:
+    """The scheduler thread: it ends once its queue is gone (an app dropped by a test or a library user), since it
+    holds no reference to it while waiting."""
+    while True:
+        wake.wait(poll_seconds)
+        wake.clear()
+        current = queue()
+        if current is None:
+            return
+        try:
+            current._start_due()
+        except Exception:  # a database hiccup: try again at the next poll
+            log.exception("Starting due jobs failed; retrying in %s s", poll_seconds)
+        del current
