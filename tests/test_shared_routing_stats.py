@@ -7,7 +7,6 @@ import time
 import uuid
 
 import pytest
-import redis
 
 from core.settings import Settings
 from models.results import GenerationResult
@@ -73,14 +72,16 @@ def test_a_dead_processs_calls_stop_counting(two_hosts, monkeypatch):
 
 
 def test_redis_down_falls_back_to_this_processs_view(caplog):
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.1, socket_timeout=0.1)
-    stats = RedisDeploymentStats(down)
+    stats = deployment_stats_for("redis://127.0.0.1:1/0")  # nothing listens there
+    assert isinstance(stats, RedisDeploymentStats)
+    started = time.monotonic()
     stats.started("a")
     stats.observe("a", _answered(0.5))
     assert stats.busy("a") == 1 and stats.latency("a", stream=False) == pytest.approx(0.5)
     stats.ended("a")
     assert stats.busy("a") == 0
     assert sum("Redis unavailable" in record.message for record in caplog.records) == 1  # once per outage
+    assert time.monotonic() - started < 1.0  # one failed connection, then Redis is left alone for a while
 
 
 def test_redis_url_chooses_shared_stats_cache_and_limits():

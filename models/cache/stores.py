@@ -14,6 +14,7 @@ from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, d
 
 from storage.clock import utcnow
 from storage.database import metadata, read, upsert_into, write
+from storage.redis_client import optional_redis
 
 if TYPE_CHECKING:
     import redis
@@ -134,9 +135,7 @@ def _text(value: Any) -> str:
 def backend_for(engine: Engine, cache_url: str | None) -> CacheBackend:
     """Redis when CACHE_URL is set, else the database."""
     if cache_url:
-        import redis  # only where configured
-
-        return RedisCacheBackend(redis.Redis.from_url(cache_url))
+        return RedisCacheBackend(optional_redis(cache_url))
     return SqlCacheBackend(engine)
 
 

@@ -8,7 +8,8 @@ would each steer by a fraction of it. Here:
 - the moving averages are folded in Redis by one script (read, fold, write atomically), on Redis's clock;
 - reads of averages are cached for `AVERAGE_CACHE_S` per process, since a pick needs a trend, not the last call.
 
-Redis failing never fails a call: the stats fall back to this process's own view and log once per outage.
+Redis failing never fails a call: the stats fall back to this process's own view, log once per outage, and try
+Redis again after `OUTAGE_BACKOFF_S` (no retries in between, so a dead Redis costs a pick nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from models.results import GenerationResult
 from models.routing.strategies import EWMA_ALPHA, LATENCY_MEMORY_S, DeploymentStats
+from storage.redis_client import optional_redis
 from storage.ttl_cache import TtlCache
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ Value = TypeVar("Value")
 
 IN_FLIGHT_TTL_S = 600.0  # longer than any call's deadline
 AVERAGE_CACHE_S = 0.25
-STORE_TIMEOUT_S = 0.2  # a slow Redis costs a pick at most this before the local view takes over
+OUTAGE_BACKOFF_S = 5.0
 # KEYS[1]: the average's hash; ARGV: the new value, the weight of the newest, how long an average is remembered.
 _FOLD = """
 local now = redis.call('TIME')
@@ -67,6 +69,7 @@ class RedisDeploymentStats(DeploymentStats):
         self._mine_lock = threading.Lock()
         self._averages: TtlCache[tuple[float | None, float | None]] = TtlCache(AVERAGE_CACHE_S)
         self._failing = False
+        self._retry_at = 0.0  # time.monotonic() before which Redis is not asked, after a failure
 
     def started(self, name: str) -> None:
         super().started(name)
@@ -121,13 +124,16 @@ class RedisDeploymentStats(DeploymentStats):
         return (float(latency) if latency is not None else None, float(ttft) if ttft is not None else None)
 
     def _shared(self, action: Callable[[], Value]) -> Value | None:
-        """`action()` against Redis, or None (logged once per outage) when Redis fails."""
+        """`action()` against Redis, or None when Redis fails or failed within OUTAGE_BACKOFF_S (logged once per
+        outage)."""
+        if self._failing and time.monotonic() < self._retry_at:
+            return None
         try:
             value = action()
         except self._redis_error as exc:
             if not self._failing:
                 log.warning("Routing statistics: Redis unavailable (%s); using this process's own view", exc)
-            self._failing = True
+            self._failing, self._retry_at = True, time.monotonic() + OUTAGE_BACKOFF_S
             return None
         self._failing = False
         return value
@@ -143,7 +149,4 @@ def deployment_stats_for(redis_url: str | None) -> DeploymentStats:
     """Shared through Redis when REDIS_URL is set, else this process's own."""
     if not redis_url:
         return DeploymentStats()
-    import redis  # only where configured
-
-    return RedisDeploymentStats(redis.Redis.from_url(redis_url, socket_timeout=STORE_TIMEOUT_S,
-                                                     socket_connect_timeout=STORE_TIMEOUT_S))
+    return RedisDeploymentStats(optional_redis(redis_url))
