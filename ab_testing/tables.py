@@ -112,7 +112,7 @@ experiment_metric_values = Table(
     Column("value", Float, nullable=False),
     Column("result_id", ID_TYPE, ForeignKey("experiment_results.id")),
     Column("exposure_id", ID_TYPE, ForeignKey("experiment_exposures.id")),
-    Column("pre_period_value", Float),  # the unit's value of this metric before the experiment, for CUPED
     Column("created_at", DateTime, nullable=False),
     Index("ix_experiment_metric_values_variant", "experiment_id", "variant", "name"),
+    Column("pre_period_value", Float),  # the unit's value of this metric before the experiment, for CUPED
 )
