@@ -16,12 +16,15 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import OpenAPI
 
 from api.auth import Authenticator, register_auth
+from api.batch_runner import register_batch_jobs
+from api.cache import register_cache_warm_jobs
 from api.chunked_body import register_chunked_body_limit
 from api.cli import register_cli
 from api.comparison_cli import register_comparison_cli
 from api.dashboard import register_dashboard
 from api.errors import register_error_handlers
 from api.health import SERVICE_NAME, VERSION
+from api.http_tracing import register_http_tracing
 from api.input_guard import register_input_guard
 from api.key_policy import KeyPolicyGuard
 from api.key_store import ApiKeyStore
@@ -30,12 +33,15 @@ from api.rate_limits import register_rate_limits
 from api.request_context import register_request_context
 from api.services import EXTENSION_KEY, KEYS_EXTENSION_KEY, api_keys, services
 from core.settings import Settings
+from monitoring.telemetry import Telemetry
 from storage.minute_usage import MinuteUsage
 from wiring import build_services
 
 
-def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app on `settings` (default: the environment and `.env`); `flask_config` sets Flask keys."""
+def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any] | None = None, *,
+               telemetry: Telemetry | None = None) -> Flask:
+    """Build the app on `settings` (default: the environment and `.env`); `flask_config` sets Flask keys;
+    `telemetry` replaces the OpenTelemetry wiring the settings give (tests pass in-memory exporters)."""
     settings = settings or Settings.from_env()
     _configure_logging(settings)
     app = create_openapi_app(__name__, SERVICE_NAME, VERSION)
@@ -43,7 +49,9 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     app.config.update(flask_config or {})
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # keep the documented key order in responses
-    app.extensions[EXTENSION_KEY] = build_services(settings)
+    app.extensions[EXTENSION_KEY] = build_services(settings, telemetry)
+    if (traced := services(app).telemetry) is not None:  # first: a request refused by a later hook is traced too
+        register_http_tracing(app, traced)
     for chore in services(app).periodic_chores():  # in each worker, not in a pre-fork master
         app.before_request(chore.ensure_started)
     app.extensions[KEYS_EXTENSION_KEY] = keys = ApiKeyStore(services(app).engine)
@@ -57,12 +65,15 @@ def create_app(settings: Settings | None = None, flask_config: Mapping[str, Any]
     register_cli(app)
     register_comparison_cli(app)
     _register_blueprints(app)
+    register_batch_jobs(app)
+    register_cache_warm_jobs(app)
     register_dashboard(app, settings)
     return app
 
 
 def _register_blueprints(app: OpenAPI) -> None:
     from api import (
+        batches,
         budgets,
         cache,
         comparison,
@@ -73,6 +84,7 @@ def _register_blueprints(app: OpenAPI) -> None:
         gateway_embeddings,
         generate,
         health,
+        jobs,
         keys,
         model_versions,
         monitoring,
@@ -82,7 +94,7 @@ def _register_blueprints(app: OpenAPI) -> None:
     )
 
     for module in (health, generate, gateway, gateway_embeddings, experiments, workflows, comparison, monitoring,
-                   budgets, keys, cache, costs, prompts, model_versions, rollouts):
+                   budgets, keys, cache, costs, prompts, model_versions, rollouts, batches, jobs):
         app.register_api(module.bp)
     app.register_blueprint(docs.bp)
 

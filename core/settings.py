@@ -69,6 +69,15 @@ ENV_VARS: dict[str, str] = {
     "DB_MAX_OVERFLOW": "db_max_overflow",
     "RUN_HEARTBEAT_SECONDS": "run_heartbeat_seconds",
     "WEBHOOK_ALLOW_PRIVATE": "webhook_allow_private",
+    "JOBS_URL": "jobs_url",
+    "JOBS_QUEUE": "jobs_queue",
+    "JOBS_CONCURRENCY": "jobs_concurrency",
+    "JOBS_POLL_SECONDS": "jobs_poll_seconds",
+    "BATCH_CONCURRENCY": "batch_concurrency",
+    "BATCH_MODEL_CONCURRENCY": "batch_model_concurrency",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "otel_exporter_otlp_endpoint",
+    "OTEL_SERVICE_NAME": "otel_service_name",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "otel_capture_message_content",
 }
 
 
@@ -111,7 +120,8 @@ class Settings(BaseModel):
     metrics_require_key: bool = False
     rate_limit: str | None = None
     rate_limit_storage_url: str | None = None
-    # Shared state across hosts (circuit breakers) in Redis instead of the database
+    # Shared state across hosts in Redis: circuit breakers (instead of the database), routing statistics (instead
+    # of each process's own), and the cache and rate limits unless CACHE_URL / RATE_LIMIT_STORAGE_URL say otherwise
     redis_url: str | None = None
     # The response cache: off unless enabled here (every model) or per model/group in the models file; answers kept
     # CACHE_TTL_SECONDS; in Redis when CACHE_URL is set, else the database; CACHE_MEMORY_MB in each process first.
@@ -148,6 +158,22 @@ class Settings(BaseModel):
     run_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
     # Let budget webhooks go to loopback, private and link-local addresses (refused by default: SSRF).
     webhook_allow_private: bool = False
+    # Background jobs (benchmarks, batches, async workflows, rollups, rollout steps): on RQ workers over Redis at
+    # JOBS_URL (else REDIS_URL; queues named JOBS_QUEUE:high|default|low), else on JOBS_CONCURRENCY threads of each
+    # serving process, which look for due jobs every JOBS_POLL_SECONDS. A batch job works on BATCH_CONCURRENCY items
+    # at once; at most BATCH_MODEL_CONCURRENCY batch items call one model at a time across every process.
+    jobs_url: str | None = None
+    jobs_queue: str = Field(default="jobs", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    jobs_concurrency: int = Field(default=4, ge=1, le=256)
+    jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    batch_concurrency: int = Field(default=8, ge=1, le=256)
+    batch_model_concurrency: int = Field(default=4, ge=1, le=1000)
+    # OpenTelemetry (monitoring.telemetry): GenAI spans and metrics go over OTLP/HTTP to this base URL (its
+    # /v1/traces and /v1/metrics); unset, nothing is built or exported. The SDK reads the other OTEL_* variables.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = Field(default="ai-model-manager", min_length=1)
+    # Prompts and answers go into spans (gen_ai.input.messages / gen_ai.output.messages) only when opted in.
+    otel_capture_message_content: bool = False
     # Every variable seen by `from_env`, for variables that configuration names (e.g. `api_key_env`).
     _env: dict[str, str] | None = PrivateAttr(default=None)
 
@@ -174,6 +200,11 @@ class Settings(BaseModel):
     def rate_limit_store_url(self) -> str | None:
         """Where rate-limit counters live: RATE_LIMIT_STORAGE_URL, else REDIS_URL; None keeps them per process."""
         return self.rate_limit_storage_url or self.redis_url
+
+    @property
+    def jobs_redis_url(self) -> str | None:
+        """Where background jobs are queued: JOBS_URL, else REDIS_URL; None runs them in-process."""
+        return self.jobs_url or self.redis_url
 
     @property
     def has_gemini_key(self) -> bool:

@@ -73,7 +73,8 @@ BODY_OPERATIONS = [("POST", "/api/generate"), ("POST", "/api/experiment"),
                    ("POST", "/api/budgets"), ("PATCH", "/api/budgets/{budget_id}"), ("POST", "/v1/chat/completions"),
                    ("POST", "/api/feedback"), ("POST", "/api/keys"), ("POST", "/v1/embeddings"),
                    ("PATCH", "/api/models/{name}"), ("POST", "/api/models/{name}/versions/{version}/promote"),
-                   ("POST", "/api/prompts"), ("PUT", "/api/prompts/{name}/labels/{label}"), ("POST", "/api/rollouts")]
+                   ("POST", "/api/prompts"), ("PUT", "/api/prompts/{name}/labels/{label}"), ("POST", "/api/rollouts"),
+                   ("POST", "/api/jobs"), ("POST", "/api/cache/warm")]
 PATH_OPERATIONS = [("GET", "/api/workflows/{name}"), ("GET", "/api/workflows/{name}/versions"),
                    ("GET", "/api/workflows/{name}/graph"), ("GET", "/api/workflow/runs/{run_id}"),
                    ("POST", "/api/workflow/runs/{run_id}/resume"), ("GET", "/docs/assets/{filename}"),
@@ -86,7 +87,7 @@ QUERY_OPERATIONS = [("/api/requests", "user_id"), ("/api/workflows/{name}", "ver
                     ("/api/comparisons", "model"), ("/api/benchmarks", "model"), ("/api/metrics", "model"),
                     ("/api/metrics/history", "model"), ("/api/costs", "model"), ("/api/alerts", "limit"),
                     ("/api/health/anomalies", "limit"), ("/api/cache", "model"), ("/api/metrics/versions", "model"),
-                    ("/api/prompts/{name}/metrics", "since")]
+                    ("/api/prompts/{name}/metrics", "since"), ("/api/rollouts", "status")]
 IDS = {"experiment_id": "1", "budget_id": "1", "name": "w", "version": "1.0.0", "label": "production"}
 
 
@@ -127,6 +128,8 @@ CASES = [
               names=(_path_parameter(path),), nul=True) for method, path in PATH_OPERATIONS],
     *[Hostile(f"NUL in query: {path}?{name}", "GET", f"{path.format(**IDS)}?{name}=%00", names=(name,), nul=True)
       for path, name in QUERY_OPERATIONS],
+    Hostile("NUL in query: POST /api/batches?scheduled_at", "POST", "/api/batches?scheduled_at=%00",
+            '{"requests": [{"prompt": "x"}]}', names=("scheduled_at",), nul=True),
     Hostile("NaN in variables", "POST", "/api/workflow", '{"steps": [{"prompt": "x"}], "input": "x", '
                                                          '"variables": {"v": NaN}}', names=("variables.v",)),
     # Strict types: a boolean is no number.
@@ -282,4 +285,4 @@ def test_the_table_covers_every_operation_with_a_body_path_or_query(client: Flas
                 queries.add(path)
     assert bodies == set(BODY_OPERATIONS)
     assert paths == {(method, path) for method, path in PATH_OPERATIONS if path.startswith("/api/")}
-    assert queries == {path for path, _ in QUERY_OPERATIONS}
+    assert queries == {path for path, _ in QUERY_OPERATIONS} | {"/api/batches"}  # the one POST with a query

@@ -16,6 +16,10 @@ from storage.clock import utcnow
 from tests.fakes import FakeModel
 
 USERS = [f"user-{n}" for n in range(60)]
+MAX_ROUNDS = 10
+# A candidate four times faster: far enough apart that a scheduling hiccup on a busy machine cannot make its p95
+# look slower than the control's.
+SLOW, FAST = 0.02, 0.005  # rounds of calls from every user at one step, at most
 SPEC = {"name": "faster model", "control": "control-m", "candidate": "candidate-m", "steps": [25, 50, 100],
         "min_calls_per_step": 8, "min_seconds_per_step": 0,
         "guardrails": {"error_rate_points": 5, "p95_latency_ratio": 1.2, "cost_per_call_ratio": 1.2}}
@@ -62,21 +66,28 @@ def test_a_candidate_twice_as_slow_is_rolled_back_at_its_first_step(app, client)
 
 
 def test_a_faster_candidate_is_promoted_through_every_step_and_users_stay_on_it(app, client):
-    _arms(app, control_delay=0.01, candidate_delay=0.005)
+    _arms(app, control_delay=SLOW, candidate_delay=FAST)
     rollout_id = _start(client)
+    manager = services(app).rollouts
     previous: set[str] = set()
     for step, percent in enumerate(SPEC["steps"]):
         rollout = client.get(f"/api/rollouts/{rollout_id}").get_json()
         assert (rollout["status"], rollout["step"], rollout["percent"]) == ("running", step, percent)
-        on_candidate = _candidates(_serve(client))
-        assert previous <= on_candidate  # sticky: whoever had the candidate keeps it as the percentage grows
-        assert 0 < len(on_candidate) <= len(USERS)
-        previous = on_candidate
-        services(app).rollouts.advance(rollout_id, utcnow())
+        for _ in range(MAX_ROUNDS):  # the 50% step waits until the error rate is proven not worse by 5 points
+            on_candidate = _candidates(_serve(client))
+            assert previous <= on_candidate  # sticky: whoever had the candidate keeps it as the percentage grows
+            assert 0 < len(on_candidate) <= len(USERS)
+            previous = on_candidate
+            rollout = manager.advance(rollout_id, utcnow())
+            if (rollout["status"], rollout["step"]) != ("running", step):
+                break
     assert previous == set(USERS)  # at 100% everyone is on the candidate
     rollout = client.get(f"/api/rollouts/{rollout_id}").get_json()
-    assert rollout["status"] == "promoted" and rollout["percent"] == 100
+    assert rollout["status"] == "promoted" and rollout["percent"] == 100 and rollout["routing"]
     assert [event["event"] for event in rollout["timeline"]] == ["started", "step", "step", "promoted"]
+    primary = [c for c in rollout["timeline"][-1]["details"]["checks"] if c["guardrail"] == "primary_error_rate"]
+    assert primary == [{"guardrail": "primary_error_rate", "observed": 0.0, "limit": 5.0,
+                        "p_value": primary[0]["p_value"], "verdict": "pass"}]
     assert set(_serve(client).values()) == {"candidate-m"}  # promoted: the candidate serves the control's calls
     anonymous = client.post("/api/generate", json={"prompt": "hi", "model": "control-m"}).get_json()
     assert anonymous["model"] == "candidate-m"
@@ -84,7 +95,7 @@ def test_a_faster_candidate_is_promoted_through_every_step_and_users_stay_on_it(
 
 
 def test_a_step_waits_for_its_minimum_calls_and_seconds(app, client):
-    _arms(app, control_delay=0.01, candidate_delay=0.005)
+    _arms(app, control_delay=SLOW, candidate_delay=FAST)
     rollout_id = _start(client, min_seconds_per_step=60)
     manager = services(app).rollouts
     assert manager.advance(rollout_id, utcnow())["step"] == 0  # no calls yet
@@ -106,11 +117,11 @@ def test_calls_without_a_user_stay_on_the_control_and_the_gateway_routes_and_tag
 
 
 def test_advancing_survives_a_new_app_on_the_same_database(app, client, settings):
-    _arms(app, control_delay=0.01, candidate_delay=0.005)
+    _arms(app, control_delay=SLOW, candidate_delay=FAST)
     rollout_id = _start(client)
     _serve(client)
     restarted = create_app(settings, {"TESTING": True})
-    _arms(restarted, control_delay=0.01, candidate_delay=0.005)
+    _arms(restarted, control_delay=SLOW, candidate_delay=FAST)
     assert services(restarted).rollouts.advance(rollout_id, utcnow())["step"] == 1
     served = _serve(restarted.test_client())
     assert client.get(f"/api/rollouts/{rollout_id}").get_json()["percent"] == 50
@@ -153,3 +164,116 @@ def test_cli_shows_and_advances(app, client, runner):
     assert '"status": "running"' in runner.invoke(args=["rollouts", "advance", str(rollout_id)]).output
     missing = runner.invoke(args=["rollouts", "show", "999"])
     assert missing.exit_code != 0 and "No rollout" in missing.output
+
+
+def _move(client: FlaskClient, rollout_id: int, action: str) -> Any:
+    return client.post(f"/api/rollouts/{rollout_id}/{action}")
+
+
+def _refused(response: Any) -> bool:
+    return response.status_code == 409 and response.get_json()["error"]["code"] == "illegal_rollout_move"
+
+
+def test_pause_sends_everyone_to_the_control_and_resume_restarts_the_step_with_the_same_arms(app, client):
+    _arms(app, control_delay=SLOW, candidate_delay=FAST)
+    rollout_id = _start(client, min_seconds_per_step=60)
+    manager = services(app).rollouts
+    before = _candidates(_serve(client))
+    paused = _move(client, rollout_id, "pause").get_json()
+    assert (paused["status"], paused["percent"], paused["step"], paused["routing"]) == ("paused", 0, 0, True)
+    assert _candidates(_serve(client)) == set()
+    assert not any(tag.startswith("rollout:") for row in services(app).request_log.list(len(USERS))
+                   for tag in row["tags"] or ())  # paused calls belong to no arm
+    assert manager.advance(rollout_id, utcnow() + timedelta(seconds=61))["status"] == "paused"  # no look
+    assert _refused(_move(client, rollout_id, "pause"))
+    resumed_at = utcnow()
+    resumed = _move(client, rollout_id, "resume").get_json()
+    assert (resumed["status"], resumed["step"], resumed["percent"]) == ("running", 0, 25)
+    assert resumed["step_started_at"] >= resumed_at.isoformat()  # the step starts over
+    assert _candidates(_serve(client)) == before  # sticky across the pause
+    assert manager.advance(rollout_id, resumed_at + timedelta(seconds=30))["step"] == 0  # its clock restarted
+    assert manager.advance(rollout_id, resumed_at + timedelta(seconds=61))["step"] == 1
+    assert [e["event"] for e in client.get(f"/api/rollouts/{rollout_id}").get_json()["timeline"]] == [
+        "started", "paused", "resumed", "step"]
+
+
+def test_cancel_ends_a_running_or_paused_rollout_and_illegal_moves_are_409(app, client):
+    _arms(app, control_delay=0, candidate_delay=0)
+    running = _start(client)
+    cancelled = _move(client, running, "cancel").get_json()
+    assert (cancelled["status"], cancelled["percent"], cancelled["routing"]) == ("cancelled", 0, False)
+    assert cancelled["ended_at"] is not None and cancelled["timeline"][-1]["event"] == "cancelled"
+    assert set(_serve(client).values()) == {"control-m"}
+    for action in ("pause", "resume", "cancel"):
+        refusal = _move(client, running, action)
+        assert _refused(refusal) and refusal.get_json()["error"]["details"]["allowed"] == []
+    paused = _start(client)  # the control is free again
+    _move(client, paused, "pause")
+    assert _refused(_move(client, paused, "pause"))
+    assert _move(client, paused, "cancel").get_json()["status"] == "cancelled"
+    assert _move(client, 999, "pause").status_code == 404
+
+
+def test_a_promoted_model_rollout_routes_until_cancelled(app, client):
+    _arms(app, control_delay=0, candidate_delay=0)
+    rollout_id = _start(client)
+    manager = services(app).rollouts
+    rollout = manager.store.get(rollout_id)
+    assert manager.store.move({**rollout, "step": 2}, "promoted", utcnow(), {}) is False  # a stale read loses
+    for event in ("step", "step"):
+        assert manager.store.move(manager.store.get(rollout_id), event, utcnow(), {})
+    assert manager.store.move(manager.store.get(rollout_id), "promoted", utcnow(), {})
+    manager._routing.clear()
+    assert set(_serve(client).values()) == {"candidate-m"}
+    assert client.get(f"/api/rollouts/{rollout_id}").get_json()["routing"] is True
+    ended = _move(client, rollout_id, "cancel").get_json()
+    assert (ended["status"], ended["routing"]) == ("cancelled", False)
+    assert [e["event"] for e in ended["timeline"]] == ["started", "step", "step", "promoted", "cancelled"]
+    assert set(_serve(client).values()) == {"control-m"}
+
+
+def test_list_is_newest_first_and_filters_by_status(app, client):
+    _arms(app, control_delay=0, candidate_delay=0)
+    services(app).registry.register_model(FakeModel("third-m"))
+    first = _start(client)
+    second = _start(client, control="third-m")
+    _move(client, first, "cancel")
+    listing = client.get("/api/rollouts").get_json()
+    assert [r["id"] for r in listing["rollouts"]] == [second, first] and listing["count"] == 2
+    assert "timeline" in listing["rollouts"][0]
+    assert [r["id"] for r in client.get("/api/rollouts?status=cancelled").get_json()["rollouts"]] == [first]
+    assert client.get("/api/rollouts?status=running&limit=1").get_json()["count"] == 1
+    bad = client.get("/api/rollouts?status=finished")
+    assert bad.status_code == 400 and bad.get_json()["error"]["details"]["fields"][0]["field"] == "status"
+
+
+def test_cli_lists_pauses_resumes_and_cancels(app, client, runner):
+    _arms(app, control_delay=0, candidate_delay=0)
+    rollout_id = _start(client)
+    assert '"status": "paused"' in runner.invoke(args=["rollouts", "pause", str(rollout_id)]).output
+    assert '"status": "running"' in runner.invoke(args=["rollouts", "resume", str(rollout_id)]).output
+    assert '"status": "cancelled"' in runner.invoke(args=["rollouts", "cancel", str(rollout_id)]).output
+    listed = runner.invoke(args=["rollouts", "list", "--status", "cancelled"])
+    assert listed.exit_code == 0 and f'"id": {rollout_id}' in listed.output
+    again = runner.invoke(args=["rollouts", "resume", str(rollout_id)])
+    assert again.exit_code != 0 and "cannot be resumed" in again.output
+
+
+def test_the_periodic_chore_submits_a_step_job_only_while_a_rollout_runs(app, client):
+    from sqlalchemy import func, select
+
+    from storage.jobs.tables import jobs
+    from wiring.services import _submit_rollout_step
+
+    svc = services(app)
+    store = svc.jobs.runner.store
+    _submit_rollout_step(svc.jobs, svc.rollouts)
+    assert not store.has_pending("rollout_step")  # idle: no job rows every interval
+    _arms(app, control_delay=0.0, candidate_delay=0.0)
+    _start(client)
+    svc.jobs.runner.transport = None  # keep it queued, to see the chore hold one and only one
+    _submit_rollout_step(svc.jobs, svc.rollouts)
+    _submit_rollout_step(svc.jobs, svc.rollouts)
+    assert store.has_pending("rollout_step")
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(jobs.c.kind == "rollout_step")).scalar_one() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -22,9 +23,11 @@ from monitoring.budgets import BudgetService
 from monitoring.cost_tracker import CostTracker
 from monitoring.metrics_tracker import MetricsTracker
 from monitoring.model_health import ModelHealthService
+from monitoring.telemetry import GenAICallTelemetry, Telemetry, telemetry_for
 from monitoring.webhook_policy import WebhookPolicy
 from monitoring.webhooks import WebhookNotifier
 from storage.run_sweeper import RunSweeper
+from wiring.jobs import Jobs, build_jobs, register_domain_jobs
 from wiring.runtime import runtime_for
 from workflows.workflow_engine import WorkflowEngine
 
@@ -52,41 +55,54 @@ class Services:
     anomalies: AnomalyAlerts
     anomaly_watch: RunSweeper  # checks for model anomalies every ANOMALY_CHECK_SECONDS
     rollouts: RolloutManager
-    rollout_watch: RunSweeper  # advances running rollouts, on the anomaly watch's interval
+    rollout_watch: RunSweeper  # submits a rollout step job (advancing running rollouts) on the anomaly watch's interval
     probe_watch: RunSweeper | None  # probes group deployments every HEALTH_PROBE_SECONDS, when set
+    jobs: Jobs  # background jobs and batches
+    telemetry: Telemetry | None  # OpenTelemetry spans and metrics, when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     def periodic_chores(self) -> list[RunSweeper]:
         """What each serving process runs in the background, started by its first request."""
-        chores = (self.sweeper, self.anomaly_watch, self.rollout_watch, self.probe_watch)
+        chores = (self.sweeper, self.anomaly_watch, self.rollout_watch, self.probe_watch, self.jobs.watch)
         return [chore for chore in chores if chore is not None]
 
 
-def build_services(settings: Settings) -> Services:
-    """Wire the whole product for `settings`: the registry on the runtime's call path, then the services."""
+def build_services(settings: Settings, telemetry: Telemetry | None = None) -> Services:
+    """Wire the whole product for `settings`: the registry on the runtime's call path, then the services.
+
+    `telemetry` replaces what the settings would build (tests give in-memory exporters); without either, no
+    telemetry hook is attached and calls pay nothing for it."""
     runtime = runtime_for(settings)
     engine = runtime.engine
-    registry = ModelRegistry(engine, settings=settings)
+    telemetry = telemetry or telemetry_for(settings)
+    registry = ModelRegistry(engine, settings=settings, hooks=[GenAICallTelemetry(telemetry)] if telemetry else ())
     comparison_store = ComparisonStore(engine)
     experiments = ExperimentManager(engine, registry=registry)
     benchmarks = BenchmarkRunner(registry, comparison_store)
+    jobs = build_jobs(settings, engine)
     workflows = WorkflowEngine(registry, engine)
     health = ModelHealthService(engine, runtime.breakers)
     anomalies = AnomalyAlerts(engine, health, registry.deployment_names, webhook_url=settings.alert_webhook_url)
     anomalies.notifier = WebhookNotifier(WebhookPolicy(allow_private=settings.webhook_allow_private),
                                          on_result=anomalies.set_webhook_status)
     probes = HealthProbes(registry)
-    rollouts = RolloutManager(engine, registry, on_rollback=_rollback_webhook(anomalies))
+    prompts = PromptRegistry(engine)
+    rollouts = RolloutManager(engine, registry, prompts, on_rollback=_rollback_webhook(anomalies))
+    prompts.router = rollouts.route_prompt  # every call rendering a prompt by its label may be in a prompt rollout
+    traffic_router = TrafficRouter(registry, experiments)
+    traffic_router.prompts = workflows.runner.prompts = prompts
+    register_domain_jobs(jobs, engine, benchmarks, rollouts, workflows)
     return Services(
+        jobs=jobs,
         settings=settings,
         engine=engine,
         registry=registry,
         request_log=runtime.request_log,
-        prompts=PromptRegistry(engine),
+        prompts=prompts,
         comparison_store=comparison_store,
         comparator=ModelComparator(registry, store=comparison_store),
         benchmarks=benchmarks,
         experiments=experiments,
-        traffic_router=TrafficRouter(registry, experiments),
+        traffic_router=traffic_router,
         metrics=MetricsTracker(engine),
         costs=CostTracker(engine),
         budgets=runtime.budgets,
@@ -97,10 +113,18 @@ def build_services(settings: Settings) -> Services:
         anomalies=anomalies,
         anomaly_watch=RunSweeper((anomalies.check,), interval=settings.anomaly_check_seconds),
         rollouts=rollouts,
-        rollout_watch=RunSweeper((rollouts.advance_running,), interval=settings.anomaly_check_seconds),
+        rollout_watch=RunSweeper((partial(_submit_rollout_step, jobs, rollouts),),
+                                 interval=settings.anomaly_check_seconds),
         probe_watch=(RunSweeper((probes.probe,), interval=settings.health_probe_seconds)
                      if settings.health_probe_seconds else None),
+        telemetry=telemetry,
     )
+
+
+def _submit_rollout_step(jobs: Jobs, rollouts: RolloutManager) -> None:
+    """A job advancing the running rollouts, while any runs and none is pending (no job rows while idle)."""
+    if rollouts.has_running():
+        jobs.runner.submit_unless_pending("rollout_step")
 
 
 def _rollback_webhook(anomalies: AnomalyAlerts) -> RollbackHook | None:
