@@ -136,8 +136,8 @@ def test_a_bad_json_batch_is_a_400_and_nothing_is_queued(client, model, payload,
     assert not model.calls
 
 
-def test_higher_priority_runs_first_and_a_scheduled_batch_waits(sqlite_url, model):
-    client = _app(sqlite_url, model, BATCH_CONCURRENCY="1", BATCH_MODEL_CONCURRENCY="1").test_client()
+def test_higher_priority_runs_first_and_a_scheduled_batch_waits(database_url, model):
+    client = _app(database_url, model, BATCH_CONCURRENCY="1", BATCH_MODEL_CONCURRENCY="1").test_client()
     start = utcnow() + timedelta(seconds=1)
     ids = {}
     for priority in (-5, 0, 7):  # all due at once: only priority orders them
@@ -155,9 +155,9 @@ def test_higher_priority_runs_first_and_a_scheduled_batch_waits(sqlite_url, mode
     assert order == ["p7"] * 4 + ["p0"] * 4 + ["p-5"] * 4
 
 
-def test_items_of_one_model_never_exceed_the_bound(sqlite_url):
+def test_items_of_one_model_never_exceed_the_bound(database_url):
     model = FakeModel(delay=0.05)
-    client = _app(sqlite_url, model, BATCH_CONCURRENCY="8", BATCH_MODEL_CONCURRENCY="2").test_client()
+    client = _app(database_url, model, BATCH_CONCURRENCY="8", BATCH_MODEL_CONCURRENCY="2").test_client()
     batch_id = client.post("/api/batches", json={"requests": [{"prompt": f"q{n}"} for n in range(12)]}).get_json()["id"]
     _wait_done(client, batch_id)
     overlap = max(sum(1 for s, e in model.spans if s <= start < e) for start, _ in model.spans)
@@ -177,8 +177,8 @@ def test_cancelling_a_batch_stops_the_items_not_started(sqlite_url):
     _wait_job(client, batch["job_id"], "cancelled")
 
 
-def test_items_a_dead_worker_held_run_again_and_complete_once(sqlite_url, model):
-    app = _app(sqlite_url, model, RUN_HEARTBEAT_SECONDS="0.1", BATCH_CONCURRENCY="2")
+def test_items_a_dead_worker_held_run_again_and_complete_once(database_url, model):
+    app = _app(database_url, model, RUN_HEARTBEAT_SECONDS="0.1", BATCH_CONCURRENCY="2")
     client, svc = app.test_client(), services(app)
     batch_id = client.post("/api/batches", json={"requests": [{"prompt": "first"}], "scheduled_at":
                                                  (utcnow() + timedelta(hours=1)).isoformat()}).get_json()["id"]
@@ -226,8 +226,8 @@ def test_items_run_as_the_submitting_key_and_other_tenants_cannot_see_the_batch(
     assert client.get(f"/api/batches/{batch_id}", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
 
 
-def test_an_item_whose_call_ended_before_its_worker_died_is_settled_from_the_log_not_called_again(sqlite_url, model):
-    app = _app(sqlite_url, model, RUN_HEARTBEAT_SECONDS="0.1")
+def test_an_item_whose_call_ended_before_its_worker_died_is_settled_from_the_log_not_called_again(database_url, model):
+    app = _app(database_url, model, RUN_HEARTBEAT_SECONDS="0.1")
     client, svc = app.test_client(), services(app)
     answered = svc.registry.require_model("fake-model").run(GenerationRequest.build("first"), CallContext(
         source="api", request_id="00000000-0000-4000-8000-000000000002")).result  # the dead worker's call
