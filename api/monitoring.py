@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import click
@@ -17,6 +17,7 @@ from models.rollups import purge_raw_rows
 from monitoring.prometheus import exposition
 from monitoring.rollup_rebuild import rebuild_rollups
 from monitoring.windows import TimeRange, time_range
+from storage.clock import utcnow
 
 bp = ApiBlueprint("monitoring", __name__, cli_group="monitoring")
 
@@ -132,12 +133,14 @@ def prometheus_metrics() -> Response:
 @bp.cli.command("purge")
 @click.option("--days", type=click.IntRange(min=1), help="Override RETENTION_DAYS.")
 def purge(days: int | None) -> None:
-    """Delete raw request-log rows older than RETENTION_DAYS; hourly rollups keep their figures."""
+    """Delete raw request-log rows, and finished background jobs, older than RETENTION_DAYS; hourly rollups keep
+    their figures, and batches keep their jobs."""
     days = days or services().settings.retention_days
     if not days:
         raise click.UsageError("Set RETENTION_DAYS or pass --days")
     deleted = purge_raw_rows(services().engine, days)
-    click.echo(f"Deleted {deleted} request-log rows older than {days} days")
+    jobs = services().jobs.runner.store.purge_finished(utcnow() - timedelta(days=days))
+    click.echo(f"Deleted {deleted} request-log rows and {jobs} finished jobs older than {days} days")
 
 
 @bp.cli.command("rebuild-rollups")

@@ -129,3 +129,22 @@ def test_flask_worker_burst_runs_due_jobs_then_returns(sqlite_url):
     result = app.test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code == 0, result.output
     assert services(app).jobs.runner.store.get(job_id)["status"] == "succeeded"
+
+
+def test_purge_deletes_old_finished_jobs_but_keeps_recent_pending_and_batch_jobs(app):
+    from storage.jobs.tables import batches
+
+    store = services(app).jobs.runner.store
+    later = utcnow() + timedelta(hours=1)  # nothing runs them during the test
+    old, recent, pending, batch_job = (store.create("rollup_rebuild", None, scheduled_at=later) for _ in range(4))
+    long_ago = utcnow() - timedelta(days=10)
+    with write(services(app).engine) as conn:
+        conn.execute(update(jobs).where(jobs.c.id.in_((old, batch_job))).values(status="succeeded",
+                                                                                 finished_at=long_ago))
+        conn.execute(update(jobs).where(jobs.c.id == recent).values(status="failed", finished_at=utcnow()))
+        conn.execute(batches.insert().values(job_id=batch_job, format="ours", priority=0, scheduled_at=long_ago,
+                                             total=0, created_at=long_ago))
+    outcome = app.test_cli_runner().invoke(args=["monitoring", "purge", "--days", "7"])
+    assert outcome.exit_code == 0 and "and 1 finished jobs older than 7 days" in outcome.output, outcome.output
+    assert store.get(old) is None
+    assert all(store.get(job_id) is not None for job_id in (recent, pending, batch_job))

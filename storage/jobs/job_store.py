@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from storage.clock import utcnow
 from storage.database import inserted_id, is_sqlite, read, write
 from storage.heartbeat import abandoned, any_abandoned, refresh_heartbeats
-from storage.jobs.tables import jobs
+from storage.jobs.tables import batches, jobs
 
 c = jobs.c
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -42,6 +42,12 @@ class JobStore:
         with read(self.engine) as conn:
             row = conn.execute(select(jobs).where(c.id == job_id)).mappings().first()
         return dict(row) if row else None
+
+    def purge_finished(self, before: datetime) -> int:
+        """Delete jobs that finished before `before`, except a batch's (its results are read through it)."""
+        with write(self.engine) as conn:
+            return int(conn.execute(delete(jobs).where(
+                c.status.in_(FINISHED) & (c.finished_at < before) & c.id.not_in(select(batches.c.job_id)))).rowcount)
 
     def has_pending(self, kind: str) -> bool:
         """Whether a job of `kind` is queued or running (a periodic chore submits no second one)."""
