@@ -166,7 +166,8 @@ def fake_model() -> FakeModel:
 def app(settings, fake_model):
     app = create_app(settings, {"TESTING": True})
     services(app).registry.register_model(fake_model, aliases=("fake",))
-    return app
+    yield app
+    services(app).stop_background()  # no thread of a finished test's app outlives it
 
 
 @pytest.fixture

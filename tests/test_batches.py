@@ -23,13 +23,24 @@ from storage.database import read, write
 from storage.jobs.tables import batch_items, jobs
 from tests.fakes import FakeModel
 
+APPS: list[Any] = []  # the apps of the running test, their threads stopped after it (see `_stop_apps`)
+
 
 def _app(sqlite_url: str, model: FakeModel, **overrides: str):
     settings = Settings.from_env(environ={}, env_file=None, overrides={
         "DATABASE_URL": sqlite_url, "DEFAULT_MODEL": "fake-model", "JOBS_POLL_SECONDS": "0.05", **overrides})
     app = create_app(settings, {"TESTING": True})
     services(app).registry.register_model(model, aliases=("fake",))
+    APPS.append(app)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _stop_apps():
+    """A stopped test's app must not poll its (dropped) database every 50 ms until it is garbage."""
+    yield
+    while APPS:
+        services(APPS.pop()).stop_background()
 
 
 @pytest.fixture

@@ -91,3 +91,22 @@ def test_the_sweeper_runs_one_thread_per_process_and_ends_with_its_owner(monkeyp
     for thread in started:
         thread.join(5)
         assert not thread.is_alive()
+
+
+def test_a_stopped_sweeper_ends_its_thread_and_a_failure_streak_logs_one_traceback(caplog) -> None:
+    sweeps: list[str] = []
+
+    def down() -> None:
+        sweeps.append("down")
+        raise RuntimeError("relation does not exist")
+
+    sweeper = RunSweeper((down,), interval=0.01)
+    before = set(threading.enumerate())
+    sweeper.ensure_started()
+    _wait_for(lambda: len(sweeps) >= 3)
+    sweeper.stop()
+    for thread in _sweeper_threads(before):
+        thread.join(5)
+        assert not thread.is_alive()
+    failures = [record for record in caplog.records if "Reclaiming abandoned runs failed" in record.getMessage()]
+    assert len(failures) >= 3 and [bool(record.exc_info) for record in failures[:2]] == [True, False]

@@ -24,7 +24,9 @@ def app(sqlite_url):
     settings = Settings.from_env(environ={}, env_file=None, overrides={
         "DATABASE_URL": sqlite_url, "JOBS_POLL_SECONDS": "0.05", "JOBS_CONCURRENCY": "1",
         "RUN_HEARTBEAT_SECONDS": "0.1"})
-    return create_app(settings, {"TESTING": True})
+    app = create_app(settings, {"TESTING": True})
+    yield app
+    services(app).stop_background()
 
 
 def _wait(app, job_id: int, status: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -60,6 +60,13 @@ class Services:
     jobs: Jobs  # background jobs and batches
     telemetry: Telemetry | None  # OpenTelemetry spans and metrics, when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
+    def stop_background(self) -> None:
+        """Stop this app's background threads (chores and the in-process job pool): for an app being disposed of
+        in a process that goes on, such as a test."""
+        for chore in self.periodic_chores():
+            chore.stop()
+        self.jobs.queue.stop()
+
     def periodic_chores(self) -> list[RunSweeper]:
         """What each serving process runs in the background, started by its first request."""
         chores = (self.sweeper, self.anomaly_watch, self.rollout_watch, self.probe_watch, self.jobs.watch)

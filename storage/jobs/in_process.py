@@ -32,6 +32,7 @@ class InProcessQueue:
         self._pid = 0
         self._busy = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._stopped = False
 
     def dispatch(self, job_id: int, priority: int, scheduled_at: datetime) -> None:
         """Wake the scheduler: the job runs as soon as it is due and a slot is free."""
@@ -41,6 +42,13 @@ class InProcessQueue:
         """Have the scheduler look for due jobs now."""
         self.ensure_started()
         self._wake.set()
+
+    def stop(self) -> None:
+        """End the scheduler thread and let the pool's threads go once their jobs end (an app being disposed of)."""
+        self._stopped = True
+        self._wake.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def idle(self) -> bool:
         """No job of this process is running or about to."""
@@ -83,14 +91,18 @@ class InProcessQueue:
 def _schedule_forever(queue: weakref.ref[InProcessQueue], wake: threading.Event, poll_seconds: float) -> None:
     """The scheduler thread: it ends once its queue is gone (an app dropped by a test or a library user), since it
     holds no reference to it while waiting."""
+    failing = False
     while True:
         wake.wait(poll_seconds)
         wake.clear()
         current = queue()
-        if current is None:
+        if current is None or current._stopped:
             return
         try:
             current._start_due()
-        except Exception:  # a database hiccup: try again at the next poll
-            log.exception("Starting due jobs failed; retrying in %s s", poll_seconds)
+        except Exception as exc:  # a database hiccup: try again at the next poll; one traceback per streak
+            log.error("Starting due jobs failed: %s; retrying in %s s", exc, poll_seconds, exc_info=not failing)
+            failing = True
+        else:
+            failing = False
         del current

@@ -39,6 +39,10 @@ class RedisQueue:
         self.prefix = prefix
         self.perform = perform
 
+    def stop(self) -> None:
+        """Nothing runs here (workers are processes of their own): release the connection."""
+        self.connection.close()
+
     def queues(self) -> list[Queue]:
         """Every band's queue, highest first: the order a worker drains them in."""
         return [Queue(f"{self.prefix}:{name}", connection=self.connection) for name in BANDS]
