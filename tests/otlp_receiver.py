@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -33,6 +32,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.waiting import wait_for
+from tests.wire_server import LocalHttpServer
 
 DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.decompress, "deflate": zlib.decompress, "": bytes}
 
@@ -59,41 +61,19 @@ class ReceivedPoint:
     sum: float
 
 
-class OtlpReceiver:
+class OtlpReceiver(LocalHttpServer):
+    name = "otlp"
+
     def __init__(self) -> None:
+        self.handler = _OtlpHandler
         self.traces: list[ExportTraceServiceRequest] = []
         self.metrics: list[ExportMetricsServiceRequest] = []
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         """The base URL an exporter is given (OTEL_EXPORTER_OTLP_ENDPOINT)."""
-        assert self._httpd is not None, "receiver not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        handler = type("Handler", (_OtlpHandler,), {"receiver": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="otlp", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return self.root_url
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
@@ -114,11 +94,7 @@ class OtlpReceiver:
 
     def wait_for(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
         """`condition()` once it is truthy; fails the test after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while not (value := condition()):
-            assert time.monotonic() < deadline, "the OTLP receiver did not get what was expected in time"
-            time.sleep(0.02)
-        return value
+        return wait_for(condition, timeout, "what the OTLP receiver was expected to get")
 
     def accept(self, path: str, body: bytes) -> bytes | None:
         """The protobuf answer to a request on `path`, or None for a path OTLP does not have."""
@@ -136,7 +112,7 @@ class OtlpReceiver:
 
 
 class _OtlpHandler(BaseHTTPRequestHandler):
-    receiver: OtlpReceiver  # set on the per-receiver subclass
+    wire: OtlpReceiver  # set on the per-receiver subclass
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
         pass
@@ -144,7 +120,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = DECOMPRESS[self.headers.get("Content-Encoding", "")](raw)
-        answer = self.receiver.accept(self.path, body)
+        answer = self.wire.accept(self.path, body)
         if answer is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")

@@ -20,10 +20,47 @@ DRIP_TEXT = " more"
 DRIP_INTERVAL = 0.05
 
 
-class ScriptedServer(Generic[Reply]):
-    """Subclasses set `handler` (a request handler class that reads `self.wire`) and `name`."""
+class LocalHttpServer:
+    """A threaded HTTP server on 127.0.0.1 (random port), started and stopped with the test (`with`). Subclasses
+    set `handler` and `name`; each request's handler finds this server as `self.wire`."""
 
     handler: type[BaseHTTPRequestHandler]
+    name = "local-http"
+    _httpd: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def root_url(self) -> str:
+        assert self._httpd is not None, f"{self.name} not started"
+        host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        handler = type("Handler", (self.handler,), {"wire": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class ScriptedServer(LocalHttpServer, Generic[Reply]):
+    """Subclasses set `handler` (a request handler class that reads `self.wire`) and `name`."""
+
     name = "wire"
     path_prefix = ""
 
@@ -36,15 +73,10 @@ class ScriptedServer(Generic[Reply]):
         self._lock = threading.Lock()
         self._hangup = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        assert isinstance(host, str)
-        return f"http://{host}:{port}{self.path_prefix}"
+        return f"{self.root_url}{self.path_prefix}"
 
     def enqueue(self, *replies: Reply) -> Self:
         with self._lock:
@@ -70,27 +102,9 @@ class ScriptedServer(Generic[Reply]):
         with self._hangup:
             return self._hangup.wait_for(lambda: self.hangups > 0, timeout)
 
-    def start(self) -> Self:
-        handler = type("Handler", (self.handler,), {"wire": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping in a `delay` or a drip
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().stop()
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
