@@ -12,9 +12,8 @@ import os
 import random
 import signal
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from storage.database import read
 from storage.jobs.tables import batch_items
 from tests.conftest import redis_client
 from tests.openai_wire_server import OpenAIWireServer
+from tests.waiting import wait_for
 
 ITEMS = 1000
 PRIORITIES = (3, 2, 1, 0)
@@ -59,16 +59,6 @@ def _worker(env: dict[str, str], log: Path) -> Service:
                    cwd=ROOT)
 
 
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_thousand_item_batch_survives_a_killed_worker_in_priority_order(env, tmp_path):
     app = create_app(Settings.from_env(environ={}, env_file=None, overrides=env), {"TESTING": True})
     client, svc = app.test_client(), services(app)
@@ -85,7 +75,7 @@ def test_a_thousand_item_batch_survives_a_killed_worker_in_priority_order(env, t
 
     first = _worker(env, tmp_path / "worker-1.log")
     try:
-        _wait_for(lambda: _done(svc.engine, batch_id) >= 300, 40, "300 items done by the first worker")
+        wait_for(lambda: _done(svc.engine, batch_id) >= 300, 40, "300 items done by the first worker")
     finally:
         os.killpg(first.proc.pid, signal.SIGKILL)  # mid-batch, items in flight
         first.stop()
@@ -94,9 +84,9 @@ def test_a_thousand_item_batch_survives_a_killed_worker_in_priority_order(env, t
 
     second = _worker(env, tmp_path / "worker-2.log")
     try:
-        _wait_for(lambda: client.get(f"/api/batches/{batch_id}").get_json()["status"] == "completed", 60,
+        wait_for(lambda: client.get(f"/api/batches/{batch_id}").get_json()["status"] == "completed", 60,
                   "the batch to complete on the second worker")
-        _wait_for(lambda: client.get(f"/api/batches/{scheduled}").get_json()["status"] == "completed", 20,
+        wait_for(lambda: client.get(f"/api/batches/{scheduled}").get_json()["status"] == "completed", 20,
                   "the scheduled batch")
     finally:
         second.stop()

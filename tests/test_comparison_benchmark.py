@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,6 +22,7 @@ from comparison.tables import benchmark_runs
 from storage.clock import utcnow
 from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
+from tests.waiting import wait_for
 
 ITEMS = [
     {"id": "q1", "task": "qa", "prompt": "Capital of France?", "reference": "Paris"},
@@ -149,13 +149,6 @@ def _heartbeat_at(svc, run_id: int) -> datetime | None:
         return conn.execute(select(benchmark_runs.c.heartbeat_at).where(benchmark_runs.c.id == run_id)).scalar_one()
 
 
-def _wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_a_new_runner_marks_stale_and_legacy_running_benchmarks_interrupted(svc, client):
     died = _left_running(svc, "gone-host:1:dead", utcnow() - STALE_AFTER - timedelta(seconds=1))
     legacy = _left_running(svc, None, None)
@@ -177,12 +170,12 @@ def test_a_new_runner_leaves_alone_and_heartbeats_the_benchmark_another_runner_e
     svc.registry.register_model(slow)
     foreign = _left_running(svc, "other-host:2:beef", datetime(2020, 1, 1))
     run_id = svc.benchmarks.start(["slow"], _dataset(ITEMS[:1]))
-    _wait_for(lambda: slow.calls)
+    wait_for(lambda: slow.calls)
 
     run = svc.comparison_store.get_benchmark(run_id)
     assert run["status"] == "running" and run["owner"] == svc.benchmarks.owner
     first = _heartbeat_at(svc, run_id)
-    _wait_for(lambda: _heartbeat_at(svc, run_id) > first)
+    wait_for(lambda: _heartbeat_at(svc, run_id) > first)
     assert not slow.spans, "the heartbeat moved only after the answer was in, not while the model call ran"
     other = BenchmarkRunner(svc.registry, svc.comparison_store)  # e.g. a gunicorn worker starting meanwhile
     assert other.interrupted_at_start == 1 and other.owner != svc.benchmarks.owner  # `foreign` only
@@ -191,7 +184,7 @@ def test_a_new_runner_leaves_alone_and_heartbeats_the_benchmark_another_runner_e
     assert svc.benchmarks.wait(run_id, timeout=10)
     assert svc.comparison_store.get_benchmark(run_id)["status"] == "completed"
     assert svc.comparison_store.get_benchmark(foreign)["status"] == "interrupted"
-    _wait_for(lambda: svc.benchmarks.heartbeat._thread is None)  # no run in flight: the thread ends
+    wait_for(lambda: svc.benchmarks.heartbeat._thread is None)  # no run in flight: the thread ends
 
 
 def test_an_interrupted_benchmark_resumes_asking_only_for_the_answers_it_lacks(svc, client):

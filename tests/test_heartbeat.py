@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 
 from storage.heartbeat import RunHeartbeat
 from storage.run_sweeper import RunSweeper
-
-
-def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+from tests.waiting import wait_for
 
 
 def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat() -> None:
@@ -31,9 +24,9 @@ def test_beats_for_the_owner_only_while_driving_and_survive_a_failing_beat() -> 
     hb = RunHeartbeat(beat, name="test-heartbeat", interval=0.02)
     with hb.driving() as owner:
         assert hb._thread is not None and hb._thread.name == "test-heartbeat"
-        _wait_for(lambda: len(beats) >= 2)  # the first beat failed; the thread kept beating
+        wait_for(lambda: len(beats) >= 2)  # the first beat failed; the thread kept beating
     assert set(beats) == {owner} and failed.is_set()
-    _wait_for(lambda: hb._thread is None)  # nothing in flight: the thread ends
+    wait_for(lambda: hb._thread is None)  # nothing in flight: the thread ends
     count = len(beats)
     time.sleep(0.1)
     assert len(beats) == count
@@ -69,7 +62,7 @@ def test_the_sweeper_keeps_sweeping_past_a_failing_reclaim() -> None:
 
     sweeper = RunSweeper((flaky, lambda: sweeps.append("ok")), interval=0.02)
     sweeper.ensure_started()
-    _wait_for(lambda: sweeps.count("flaky") >= 2)  # the next sweep tried again
+    wait_for(lambda: sweeps.count("flaky") >= 2)  # the next sweep tried again
     assert sweeps[:2] == ["flaky", "ok"]  # the failure did not keep the other reclaim from running
 
 
@@ -79,7 +72,7 @@ def test_the_sweeper_runs_one_thread_per_process_and_ends_with_its_owner(monkeyp
     before = set(threading.enumerate())
     sweeper.ensure_started()
     sweeper.ensure_started()  # the same process: still one thread
-    _wait_for(lambda: len(sweeps) >= 2)
+    wait_for(lambda: len(sweeps) >= 2)
     assert len(_sweeper_threads(before)) == 1
 
     monkeypatch.setattr(os, "getpid", lambda: 4242)  # a forked worker inherits no thread: it starts its own
@@ -103,7 +96,7 @@ def test_a_stopped_sweeper_ends_its_thread_and_a_failure_streak_logs_one_traceba
     sweeper = RunSweeper((down,), interval=0.01)
     before = set(threading.enumerate())
     sweeper.ensure_started()
-    _wait_for(lambda: len(sweeps) >= 3)
+    wait_for(lambda: len(sweeps) >= 3)
     sweeper.stop()
     for thread in _sweeper_threads(before):
         thread.join(5)

@@ -24,6 +24,7 @@ from benchmarks.server_harness import ROOT, Service, free_port, process_tree
 from models.request_log import RequestLogRepository
 from storage.database import create_db_engine
 from tests.openai_wire_server import OpenAIWireServer, WireReply
+from tests.waiting import wait_for
 
 HEARTBEAT = 0.25
 STALE_WINDOW = 5 * HEARTBEAT  # stale after 4 beats, found by the next sweep
@@ -36,16 +37,6 @@ def _request(port: int, method: str, path: str, body: dict | None = None) -> tup
     data = response.read().decode()
     conn.close()
     return response.status, json.loads(data) if data else None
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -86,14 +77,14 @@ def test_runs_of_a_killed_worker_are_interrupted_then_resumed_without_a_restart(
         {"id": "q1", "prompt": "Capital of France?", "reference": "Paris"},
         {"id": "q2", "prompt": "Largest planet?", "reference": "Jupiter"}]})
     assert status == 202
-    _wait_for(lambda: len(workflow_upstream.completions()) == 2 and len(benchmark_upstream.completions()) == 2,
+    wait_for(lambda: len(workflow_upstream.completions()) == 2 and len(benchmark_upstream.completions()) == 2,
               10, "the second workflow step and the second benchmark item to be in flight")
 
     [worker] = [pid for pid in process_tree(service.proc.pid) if pid != service.proc.pid]
     os.kill(worker, signal.SIGKILL)
     killed_at = time.monotonic()
-    run = _wait_for(lambda: _interrupted_workflow(port), 30, "the workflow run to be interrupted")
-    _wait_for(lambda: _request(port, "GET", f"/api/benchmarks/{started['id']}")[1]["status"] == "interrupted",
+    run = wait_for(lambda: _interrupted_workflow(port), 30, "the workflow run to be interrupted")
+    wait_for(lambda: _request(port, "GET", f"/api/benchmarks/{started['id']}")[1]["status"] == "interrupted",
               30, "the benchmark run to be interrupted")
     assert time.monotonic() - killed_at < 90  # in practice about a second plus the 1.25 s window here
 
@@ -109,7 +100,7 @@ def test_runs_of_a_killed_worker_are_interrupted_then_resumed_without_a_restart(
     status, resumed = _request(port, "POST", f"/api/workflow/runs/{run['run_id']}/resume")
     assert status == 200 and resumed["workflow"]["final_output"] == "Why the World Drinks Tea"
     assert _request(port, "POST", f"/api/benchmarks/{started['id']}/resume")[0] == 202
-    finished = _wait_for(lambda: _completed_benchmark(port, started["id"]), 10, "the benchmark to finish")
+    finished = wait_for(lambda: _completed_benchmark(port, started["id"]), 10, "the benchmark to finish")
     assert finished["report"]["models"][0]["correct"] == 2
 
     prompts = [body["messages"][-1]["content"] for body in workflow_upstream.completions()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -14,6 +13,7 @@ from models.errors import ProviderUnavailableError
 from storage.clock import utcnow
 from storage.heartbeat import STALE_AFTER
 from tests.fakes import FakeModel
+from tests.waiting import wait_for
 from workflows.errors import RunNotResumableError, WorkflowStepFailedError, WorkflowValidationError
 from workflows.store import WorkflowStore, workflow_runs
 from workflows.workflow_engine import WorkflowEngine
@@ -235,13 +235,6 @@ def _in_background(work: Callable[[], object]) -> threading.Thread:
     return thread
 
 
-def _wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def _left_running(store: WorkflowStore, run_id: str, owner: str | None) -> None:
     """A run with its first step in flight, as the process driving it would have left it."""
     store.create_run(run_id, workflow_name="wf", workflow_version=None, definition={"name": "wf", "steps": _chain("a")},
@@ -270,7 +263,7 @@ def test_a_new_engine_leaves_alone_the_runs_another_live_engine_drives(wf, svc) 
     svc.registry.register_model(slow)
     results = []
     thread = _in_background(lambda: results.append(wf.execute_workflow("busy", _chain("a", model="slow-model"), "t")))
-    _wait_for(lambda: slow.calls)
+    wait_for(lambda: slow.calls)
 
     other = WorkflowEngine(svc.registry, svc.engine)  # e.g. a gunicorn worker or CLI command starting meanwhile
     assert other.interrupted_at_start == 0
@@ -302,7 +295,7 @@ def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, 
     _set_heartbeat(svc.engine, "foreign", past)
 
     thread = _in_background(lambda: wf.execute_workflow("beating", _chain("a", model="slow-model"), "t"))
-    _wait_for(lambda: slow.calls)
+    wait_for(lambda: slow.calls)
     (run_id,) = [r["run_id"] for r in wf.list_runs(status="running") if r["owner"] == wf.owner]
     first = _heartbeat_at(svc.engine, run_id)
     assert first is not None
@@ -311,12 +304,12 @@ def test_heartbeat_advances_while_a_run_is_in_flight_and_only_for_its_owner(wf, 
         beat = _heartbeat_at(svc.engine, run_id)
         return beat is not None and beat > first
 
-    _wait_for(advanced)
+    wait_for(advanced)
     assert not slow.spans, "the heartbeat moved only once the step was saved, not while the model call ran"
     thread.join(5)
 
     assert _heartbeat_at(svc.engine, "foreign") == past
-    _wait_for(lambda: wf.heartbeat._thread is None)  # no run in flight: the thread ends
+    wait_for(lambda: wf.heartbeat._thread is None)  # no run in flight: the thread ends
 
 
 def test_each_call_is_saved_on_its_step_before_it_is_made(wf, svc) -> None:
@@ -324,7 +317,7 @@ def test_each_call_is_saved_on_its_step_before_it_is_made(wf, svc) -> None:
     svc.registry.register_model(slow)
     results = []
     thread = _in_background(lambda: results.append(wf.execute_workflow("saved", _chain("a", model="slow-model"), "t")))
-    _wait_for(lambda: slow.calls)
+    wait_for(lambda: slow.calls)
     (run,) = wf.list_runs(status="running")
     step = wf.store.get_run(run["run_id"])["steps"][0]
     assert (step["status"], step["prompt"], step["model"]) == ("running", "a: t", "slow-model")
