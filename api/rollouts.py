@@ -108,39 +108,26 @@ def list_command(status: str | None) -> None:
     _echo(lambda: services().rollouts.list_rollouts(status))
 
 
-@bp.cli.command("show")
-@click.argument("rollout_id", type=click.IntRange(min=1))
-def show(rollout_id: int) -> None:
-    """Print rollout ROLLOUT_ID with its timeline, as JSON."""
-    _echo(lambda: services().rollouts.describe(rollout_id))
+# `flask rollouts <command> ID`: the RolloutManager method each one calls, and its help.
+ID_COMMANDS = {
+    "show": ("describe", "Print rollout ROLLOUT_ID with its timeline, as JSON."),
+    "advance": ("advance", "Take one look at rollout ROLLOUT_ID now: roll back, move on, promote or wait; print the "
+                           "result."),
+    "pause": ("pause", "Pause rollout ROLLOUT_ID: every call back on the control, the step kept."),
+    "resume": ("resume", "Resume paused rollout ROLLOUT_ID; its step starts over."),
+    "cancel": ("cancel", "Cancel rollout ROLLOUT_ID: every call back on the control, for good."),
+}
 
 
-@bp.cli.command("advance")
-@click.argument("rollout_id", type=click.IntRange(min=1))
-def advance(rollout_id: int) -> None:
-    """Take one look at rollout ROLLOUT_ID now: roll back, move on, promote or wait; print the result."""
-    _echo(lambda: services().rollouts.advance(rollout_id))
+def _register_id_command(name: str, method: str, help_text: str) -> None:
+    @bp.cli.command(name, help=help_text)
+    @click.argument("rollout_id", type=click.IntRange(min=1))
+    def command(rollout_id: int) -> None:
+        _echo(lambda: getattr(services().rollouts, method)(rollout_id))
 
 
-@bp.cli.command("pause")
-@click.argument("rollout_id", type=click.IntRange(min=1))
-def pause(rollout_id: int) -> None:
-    """Pause rollout ROLLOUT_ID: every call back on the control, the step kept."""
-    _echo(lambda: services().rollouts.pause(rollout_id))
-
-
-@bp.cli.command("resume")
-@click.argument("rollout_id", type=click.IntRange(min=1))
-def resume(rollout_id: int) -> None:
-    """Resume paused rollout ROLLOUT_ID; its step starts over."""
-    _echo(lambda: services().rollouts.resume(rollout_id))
-
-
-@bp.cli.command("cancel")
-@click.argument("rollout_id", type=click.IntRange(min=1))
-def cancel(rollout_id: int) -> None:
-    """Cancel rollout ROLLOUT_ID: every call back on the control, for good."""
-    _echo(lambda: services().rollouts.cancel(rollout_id))
+for _name, (_method, _help) in ID_COMMANDS.items():
+    _register_id_command(_name, _method, _help)
 
 
 def _echo(action: Callable[[], Any]) -> None:
