@@ -11,6 +11,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.settings import Settings
@@ -55,14 +56,21 @@ def run(calls: int, database_url: str) -> dict[str, float]:
             "overhead_us": managed_us - direct_us, "ratio": managed_us / direct_us}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_from_command_line(description: str, run: Callable[[int, str], dict[str, float]]) -> tuple[
+        dict[str, float], str]:
+    """`run(calls, database_url)` with `--calls` and `--database-url` (default: a fresh SQLite file) from the
+    command line; its figures and the URL, for the call-path benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        figures = run(args.calls, url)
+        return run(args.calls, url), url
+
+
+def main() -> None:
+    figures, url = run_from_command_line(__doc__.splitlines()[0], run)
     print(f"managed call path overhead ({figures['calls']} calls, median of {ROUNDS} interleaved rounds, "
           f"{url.split(':')[0]})")
     print(f"  direct model call : {figures['direct_us']:9.1f} us/call")

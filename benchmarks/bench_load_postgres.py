@@ -53,13 +53,14 @@ def throwaway_schema(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _send(port: int, count: int, body: bytes) -> Counter[int]:
-    """`count` POSTs over one keep-alive connection; returns status counts (0 = connection failure)."""
+def send(port: int, count: int, body: bytes, headers: dict[str, str] | None = None) -> Counter[int]:
+    """`count` POSTs to /api/generate over one keep-alive connection; returns status counts (0 = connection
+    failure)."""
     statuses: Counter[int] = Counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(count):
         try:
-            conn.request("POST", "/api/generate", body, {"Content-Type": "application/json"})
+            conn.request("POST", "/api/generate", body, {"Content-Type": "application/json", **(headers or {})})
             response = conn.getresponse()
             response.read()
             statuses[response.status] += 1
@@ -110,7 +111,7 @@ def run_load(database_url: str, *, requests: int, concurrency: int, workers: int
             shares = [requests // concurrency + (i < requests % concurrency) for i in range(concurrency)]
             started = time.monotonic()
             with ThreadPoolExecutor(concurrency) as pool:
-                statuses = sum(pool.map(lambda n: _send(port, n, body), shares), Counter())
+                statuses = sum(pool.map(lambda n: send(port, n, body), shares), Counter())
             elapsed = time.monotonic() - started
             metrics = json.loads(_get(port, "/api/metrics?window=all"))
             scrapes = [prometheus_total(_get(port, "/metrics"), MODEL) for _ in range(2 * workers)]

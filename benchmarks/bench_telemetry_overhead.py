@@ -8,11 +8,8 @@ Usage: python -m benchmarks.bench_telemetry_overhead [--calls 10000] [--database
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -20,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from benchmarks.bench_call_overhead import run_from_command_line
 from core.settings import Settings
 from models.model_registry import ModelRegistry
 from monitoring.telemetry import GenAICallTelemetry, Telemetry
@@ -69,13 +67,7 @@ def run(calls: int, database_url: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=10_000)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        figures = run(args.calls, url)
+    figures, url = run_from_command_line(__doc__.splitlines()[0], run)
     print(f"telemetry overhead per managed call ({figures['calls']} calls each way, median of {ROUNDS} "
           f"interleaved rounds, {url.split(':')[0]})")
     print(f"  telemetry off : {figures['off_us']:9.1f} us/call")

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from benchmarks.bench_load_postgres import throwaway_schema
+from benchmarks.bench_load_postgres import send, throwaway_schema
 from benchmarks.server_harness import ROOT, Service, free_port
 from models.request_log import request_log
 from monitoring.budgets import BudgetService, BudgetSpec
@@ -65,34 +65,17 @@ def instances(count: int, *, database_url: str, redis_url: str, models: list[dic
         yield ports
 
 
-def call(port: int, path: str, body: dict[str, Any], key: str = ADMIN_KEY,
-         conn: http.client.HTTPConnection | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """One JSON POST (on `conn` when given, kept open); returns status, body and headers."""
-    own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def call(port: int, path: str, body: dict[str, Any],
+         key: str = ADMIN_KEY) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """One JSON POST on its own connection; returns status, body and headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", "X-API-Key": key})
         response = conn.getresponse()
         data = response.read()
         return response.status, json.loads(data) if data else {}, dict(response.getheaders())
     finally:
-        if own:
-            conn.close()
-
-
-def _client(port: int, count: int, body: dict[str, Any], key: str) -> Counter[int]:
-    """`count` calls over one keep-alive connection; status counts (0: the connection failed)."""
-    statuses: Counter[int] = Counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for _ in range(count):
-        try:
-            statuses[call(port, "/api/generate", body, key, conn)[0]] += 1
-        except OSError:
-            statuses[0] += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.close()
-    return statuses
+        conn.close()
 
 
 def run_phase(admin_url: str, redis_url: str, *, instance_count: int, workers: int, requests: int, clients: int,
@@ -114,7 +97,7 @@ def run_phase(admin_url: str, redis_url: str, *, instance_count: int, workers: i
                            tmp=Path(tmp)) as ports:
                 status, created, _ = call(ports[0], "/api/keys", {"name": "limited", "rpm": limited_rpm})
                 assert status == 201, created
-                body = {"prompt": "ping", "model": model, "max_tokens": 10}
+                body = json.dumps({"prompt": "ping", "model": model, "max_tokens": 10}).encode()
                 limited_clients = max(1, clients // 10)
                 shares = [requests // clients + (i < requests % clients) for i in range(clients)]
                 keys = [created["key"] if i < limited_clients else ADMIN_KEY for i in range(clients)]
@@ -122,8 +105,8 @@ def run_phase(admin_url: str, redis_url: str, *, instance_count: int, workers: i
                 first_minute = int(time.time() // 60)
                 started = time.monotonic()
                 with ThreadPoolExecutor(clients) as pool:
-                    results = list(pool.map(lambda i: _client(ports[i % len(ports)], shares[i], body, keys[i]),
-                                            range(clients)))
+                    results = list(pool.map(
+                        lambda i: send(ports[i % len(ports)], shares[i], body, {"X-API-Key": keys[i]}), range(clients)))
                 elapsed = time.monotonic() - started
                 minutes = int(time.time() // 60) - first_minute + 1
         finally:
